@@ -1,0 +1,106 @@
+//! `spinewatch`: the command-line entry point.
+//!
+//! The binary is thin: it parses the command line (clap), loads the one config file
+//! ([`config`]), installs the tracing subscriber and hands over to one module per
+//! subcommand. Library crates do the work:
+//!
+//! ```text
+//! synth  -> spinewatch-testkit (phantom + DICOM writer)
+//! volume -> spinewatch-volume  (series reading, geometry, HU)
+//! doctor -> spinewatch-infer   (ONNX Runtime discovery) + config paths
+//! ```
+
+mod config;
+mod doctor;
+mod synth;
+mod volume;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// spinewatch finds vertebral fractures on CT scans taken for other reasons.
+#[derive(Debug, Parser)]
+#[command(name = "spinewatch", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML); every key has a default, so the file is optional.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the spool and the database (overrides `[storage] data_dir`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// ONNX Runtime shared library (overrides `[runtime] ort_dylib` and `ORT_DYLIB_PATH`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ort_dylib: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The step to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the installation: ONNX Runtime, execution providers, data paths.
+    Doctor(doctor::DoctorArgs),
+    /// Write a deterministic synthetic CT study (DICOM + ground-truth JSON).
+    Synth(synth::SynthArgs),
+    /// Read the DICOM files of one study and report its series and geometry.
+    Volume(volume::VolumeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Doctor(args) => doctor::run(&cli, args),
+        Command::Synth(args) => synth::run(args),
+        Command::Volume(args) => volume::run(args),
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("SPINEWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
