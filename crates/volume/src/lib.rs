@@ -1,1 +1,30 @@
-//! placeholder
+//! spinewatch-volume: from DICOM CT files to a volume of Hounsfield units in the
+//! patient frame.
+//!
+//! ```text
+//! paths --header::scan--> [InstanceHeader] --series::group--> [SeriesHeaders]
+//!       --select::choose--> chosen series + reasons
+//!       --SortedSeries::new--> slices ordered along the normal, affine (f64, LPS mm)
+//!       --hu::decode--> HuVolume (i16 HU, [z, y, x])
+//! ```
+//!
+//! - [`header`]: one header-only read per file (stops before Pixel Data).
+//! - [`series`]: grouping by Series Instance UID, slice order by the projection of
+//!   ImagePositionPatient on the slice normal (never InstanceNumber or file name),
+//!   spacing checks, gantry tilt.
+//! - [`select`]: which series of a study to reconstruct, and why.
+//! - [`hu`]: pixel decoding (every transfer syntax dicom-rs decodes), rescale to HU,
+//!   PixelPaddingValue, trilinear sampling at patient coordinates.
+//!
+//! Spine localisation, resampling and the sagittal reformat arrive with issue 3.
+
+pub mod error;
+pub mod header;
+pub mod hu;
+pub mod select;
+pub mod series;
+
+pub use error::{Error, Result};
+pub use header::InstanceHeader;
+pub use hu::HuVolume;
+pub use series::SortedSeries;

@@ -15,10 +15,9 @@ use spinewatch_core::{GenantGrade, Morphology, Vec3, VertebraLevel};
 use super::primitive::{BodyShape, Frame, Primitive, Shape, Shelled};
 use super::spec::{Contrast, SynthSpec};
 
-/// Where heights are measured, as fractions of the body depth from its centre.
-pub const ANTERIOR_MEASURE_FRACTION: f64 = 0.36;
-/// Posterior measurement line, fraction of depth (negative: posterior).
-pub const POSTERIOR_MEASURE_FRACTION: f64 = -0.32;
+/// Anterior and posterior height lines lie this far inside the body's anterior rim and
+/// posterior wall, mm: clear of the cortical wall (1.2 mm) and its partial-volume edge.
+pub const MEASURE_INSET_MM: f64 = 3.0;
 /// The flat posterior wall, fraction of depth.
 const POSTERIOR_WALL_FRACTION: f64 = -0.40;
 /// Step of the centreline integration, mm.
@@ -112,13 +111,21 @@ fn nominal_size(level: VertebraLevel) -> LevelSize {
     }
 }
 
+/// Offsets `(anterior, posterior)` of the height lines from the body centre along `u`, mm.
+pub fn measure_offsets(body: &BodyShape) -> (f64, f64) {
+    (
+        body.depth_mm / 2.0 - MEASURE_INSET_MM,
+        body.posterior_wall_u + MEASURE_INSET_MM,
+    )
+}
+
 /// Heights at the measurement lines of a body shape.
 pub fn measured_heights(body: &BodyShape) -> Heights {
-    let d = body.depth_mm;
+    let (ua, up) = measure_offsets(body);
     Heights {
-        anterior: body.height_at(ANTERIOR_MEASURE_FRACTION * d, 0.0),
+        anterior: body.height_at(ua, 0.0),
         middle: body.height_at(0.0, 0.0),
-        posterior: body.height_at(POSTERIOR_MEASURE_FRACTION * d, 0.0),
+        posterior: body.height_at(up, 0.0),
     }
 }
 
@@ -142,12 +149,8 @@ fn wedge_angle(body: &BodyShape) -> f64 {
 
 /// Sets the anterior rim height so that measured `Ha / Hp = 1 - loss`.
 fn set_wedge(body: &mut BodyShape, loss: f64) {
-    let d = body.depth_mm;
     let hp = body.wedge_heights_mm.0;
-    let (ua, up) = (
-        ANTERIOR_MEASURE_FRACTION * d,
-        POSTERIOR_MEASURE_FRACTION * d,
-    );
+    let (ua, up) = measure_offsets(body);
     let (ta, tp) = (wedge_t(body, ua), wedge_t(body, up));
     let (ka, kp) = (
         concavity_weight(body, ua) * body.concavity_mm,
@@ -161,10 +164,9 @@ fn set_wedge(body: &mut BodyShape, loss: f64) {
 
 /// Sets the endplate depression so that measured `Hm / Hp = 1 - loss` (no wedge).
 fn set_biconcave(body: &mut BodyShape, loss: f64) {
-    let d = body.depth_mm;
     let hp = body.wedge_heights_mm.0;
     body.wedge_heights_mm.1 = hp;
-    let fp = concavity_weight(body, POSTERIOR_MEASURE_FRACTION * d);
+    let fp = concavity_weight(body, measure_offsets(body).1);
     let fm = concavity_weight(body, 0.0);
     // hp - fm c = (1 - loss)(hp - fp c)
     let keep = 1.0 - loss;
@@ -173,8 +175,7 @@ fn set_biconcave(body: &mut BodyShape, loss: f64) {
 
 /// Lowers the whole body so that measured `Hp = (1 - loss) * reference`.
 fn set_crush(body: &mut BodyShape, loss: f64, reference: f64) {
-    let d = body.depth_mm;
-    let kp = concavity_weight(body, POSTERIOR_MEASURE_FRACTION * d) * body.concavity_mm;
+    let kp = concavity_weight(body, measure_offsets(body).1) * body.concavity_mm;
     let hp = (1.0 - loss) * reference + kp;
     body.wedge_heights_mm = (hp, hp);
 }
@@ -361,9 +362,12 @@ pub fn build(spec: &SynthSpec) -> Phantom {
             depth_mm: d,
             width_mm: body.width_mm,
             heights_mm: measured_heights(&body),
-            measurement_offsets: MeasurementOffsets {
-                anterior_mm: ANTERIOR_MEASURE_FRACTION * d,
-                posterior_mm: POSTERIOR_MEASURE_FRACTION * d,
+            measurement_offsets: {
+                let (anterior_mm, posterior_mm) = measure_offsets(&body);
+                MeasurementOffsets {
+                    anterior_mm,
+                    posterior_mm,
+                }
             },
             reference_height_mm: reference,
             height_loss: loss,
@@ -805,6 +809,7 @@ impl<'a> Builder<'a> {
                     inner_uv: (ru, rv),
                     thickness_mm: 4.5 * self.body_scale,
                     w_range: arch_w,
+                    max_u: v.body.posterior_wall_u,
                 },
                 posterior_bone,
             );
@@ -879,7 +884,7 @@ impl<'a> Builder<'a> {
                 Shelled {
                     shell: cortical,
                     core: trab,
-                    shell_mm: 1.2,
+                    shell_mm: 1.5,
                 },
             );
             if self

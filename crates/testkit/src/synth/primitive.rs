@@ -251,6 +251,8 @@ pub enum Shape {
         thickness_mm: f64,
         /// Extent along `w`.
         w_range: (f64, f64),
+        /// Largest `u` of the ring: it stops at the body's posterior wall.
+        max_u: f64,
     },
     /// A vertebral body.
     Body {
@@ -305,6 +307,7 @@ impl Primitive {
                 inner_uv,
                 thickness_mm,
                 w_range,
+                ..
             } => {
                 let mid = (w_range.0 + w_range.1) / 2.0;
                 let c = frame.world(Vec3::new(centre_uv.0, centre_uv.1, mid));
@@ -389,9 +392,10 @@ impl Primitive {
                 inner_uv,
                 thickness_mm,
                 w_range,
+                max_u,
             } => {
                 let l = frame.local(p);
-                let dz = (w_range.0 - l.z).max(l.z - w_range.1);
+                let dz = (w_range.0 - l.z).max(l.z - w_range.1).max(l.x - max_u);
                 let (x, y) = (l.x - centre_uv.0, l.y - centre_uv.1);
                 let inner = ellipse_sdf(x, y, inner_uv.0, inner_uv.1);
                 let outer = ellipse_sdf(x, y, inner_uv.0 + thickness_mm, inner_uv.1 + thickness_mm);

@@ -303,7 +303,7 @@ pub struct SynthSpec {
     pub slice_thickness_mm: f64,
     /// Distance between slice centres, mm (less than the thickness: overlapping).
     pub slice_spacing_mm: f64,
-    /// In-plane pixel spacing, mm.
+    /// In-plane pixel spacing, mm (clinical: 0.5-1; up to 4 for quick, coarse test studies).
     pub pixel_spacing_mm: f64,
     /// Rows and columns of each image.
     pub matrix: u16,
@@ -385,9 +385,9 @@ impl SynthSpec {
                 self.slice_spacing_mm
             ));
         }
-        if !(0.2..=2.0).contains(&self.pixel_spacing_mm) {
+        if !(0.2..=4.0).contains(&self.pixel_spacing_mm) {
             return spec(format!(
-                "pixel spacing {} mm out of range 0.2-2",
+                "pixel spacing {} mm out of range 0.2-4",
                 self.pixel_spacing_mm
             ));
         }

@@ -1,0 +1,75 @@
+//! Errors of reading and reconstructing a series.
+
+use std::path::PathBuf;
+
+/// Why a file or series could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A path could not be listed or read.
+    #[error("could not read {path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// dicom-object could not parse a file.
+    #[error("could not parse DICOM file {path}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<dicom_object::ReadError>,
+    },
+    /// A required attribute is absent or empty.
+    #[error("{path}: missing {attribute}")]
+    MissingAttribute {
+        /// The file.
+        path: PathBuf,
+        /// Attribute keyword.
+        attribute: &'static str,
+    },
+    /// An attribute has a value that cannot be used.
+    #[error("{path}: invalid {attribute} `{value}`")]
+    InvalidAttribute {
+        /// The file.
+        path: PathBuf,
+        /// Attribute keyword.
+        attribute: &'static str,
+        /// The value as read.
+        value: String,
+    },
+    /// Pixel data could not be decoded.
+    #[error("could not decode pixel data of {path}")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: Box<dicom_pixeldata::Error>,
+    },
+    /// The pixel format is not one a CT volume can be built from.
+    #[error("{path}: unsupported pixel format ({what})")]
+    UnsupportedPixels {
+        /// The file.
+        path: PathBuf,
+        /// What is unsupported.
+        what: String,
+    },
+    /// The slices do not form one regular volume.
+    #[error("series {series}: {problem}")]
+    Geometry {
+        /// Series Instance UID (or a description when absent).
+        series: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// No image was found in the given paths.
+    #[error("no DICOM image found in the given paths")]
+    NoImages,
+}
+
+/// Result with the volume [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
