@@ -1,1 +1,1 @@
-//! Benchmarks only.
+//! Benchmarks only: see `benches/` (criterion targets) and `runs/` (end-to-end timings).

@@ -88,6 +88,7 @@ impl From<VertebraLevel> for String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 

@@ -51,6 +51,7 @@ impl fmt::Display for ExecutionProvider {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 

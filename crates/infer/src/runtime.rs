@@ -538,6 +538,7 @@ fn python_capi_dir(python: &std::ffi::OsStr) -> std::result::Result<PathBuf, &'s
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 

@@ -56,7 +56,7 @@ pub enum Command {
     /// Check the installation: ONNX Runtime, execution providers, data paths.
     Doctor(doctor::DoctorArgs),
     /// Write a deterministic synthetic CT study (DICOM + ground-truth JSON).
-    Synth(synth::SynthArgs),
+    Synth(Box<synth::SynthArgs>),
     /// Read the DICOM files of one study and report its series and geometry.
     Volume(volume::VolumeArgs),
 }
@@ -95,6 +95,7 @@ fn init_tracing(format: LogFormat) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 

@@ -10,6 +10,8 @@
 //! Peers come from `scripts/setup --tests`; without them the tests skip, except under
 //! `CI=true` where they fail.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -399,7 +401,7 @@ fn issue_2_synth_is_deterministic() {
     synth(&root.path().join("c"), &other);
     let read_all = |d: &str| -> Vec<(PathBuf, Vec<u8>)> {
         let base = root.path().join(d);
-        let mut files = header::list_files(&[base.clone()]).unwrap();
+        let mut files = header::list_files(std::slice::from_ref(&base)).unwrap();
         files.sort();
         files
             .into_iter()

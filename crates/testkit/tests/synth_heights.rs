@@ -6,6 +6,8 @@
 //! half-maximum edges of the two endplates (a bone threshold set between the endplate
 //! peak and the disc next to it).
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 use std::path::Path;
 
 use spinewatch_core::genant::Heights;

@@ -1021,6 +1021,7 @@ impl<'a> Builder<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 

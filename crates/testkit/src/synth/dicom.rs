@@ -314,7 +314,7 @@ pub fn write_file(
     file.write_to_file(path)
         .map_err(|source| Error::WriteDicom {
             path: path.to_owned(),
-            source,
+            source: Box::new(source),
         })
 }
 
@@ -636,6 +636,7 @@ pub fn write_dose_report(
 
 /// Writes a slice series in parallel: `render(k)` gives HU of slice `k` and
 /// `dataset(k)` its data set; files are named by instance number.
+#[allow(clippy::too_many_arguments)] // the size, the two closures and the numbering are the call
 pub fn write_series<R, D>(
     dir: &Path,
     count: usize,
@@ -680,6 +681,7 @@ fn dir_hash(dir: &Path) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 

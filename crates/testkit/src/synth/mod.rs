@@ -66,7 +66,7 @@ pub enum Error {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: dicom_object::WriteError,
+        source: Box<dicom_object::WriteError>,
     },
     /// The ground truth could not be serialised.
     #[error("could not serialise the ground truth")]

@@ -148,6 +148,7 @@ fn pixel_rect(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
     use crate::synth::primitive::{Shape, Shelled};

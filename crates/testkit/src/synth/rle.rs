@@ -16,7 +16,7 @@ const MAX_SEGMENTS: usize = 15;
 /// programming errors of the caller, not data errors.
 pub fn encode_frame(data: &[u8], cols: usize, bytes_per_sample: usize) -> Vec<u8> {
     assert!(
-        bytes_per_sample >= 1 && bytes_per_sample <= MAX_SEGMENTS,
+        (1..=MAX_SEGMENTS).contains(&bytes_per_sample),
         "RLE allows 1 to 15 segments"
     );
     let row_bytes = cols * bytes_per_sample;
@@ -87,6 +87,7 @@ fn pack_bits(row: &[u8], out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
 
