@@ -19,7 +19,11 @@ fn synth_kernels(c: &mut Criterion) {
     let slice = series
         .slices
         .iter()
-        .min_by(|a, b| (a.location_mm - l1_z).abs().total_cmp(&(b.location_mm - l1_z).abs()))
+        .min_by(|a, b| {
+            (a.location_mm - l1_z)
+                .abs()
+                .total_cmp(&(b.location_mm - l1_z).abs())
+        })
         .expect("the series has slices");
     let n = usize::from(spec.matrix);
     let edge = Kernel::Standard.edge_factor() * spec.pixel_spacing_mm;
@@ -27,9 +31,23 @@ fn synth_kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("spinewatch_testkit::synth");
     g.throughput(Throughput::Elements((n * n) as u64));
     g.bench_function("render/slice_512", |b| {
-        b.iter(|| render::render(&phantom.primitives, &slice.plane, 1.0, edge, phantom.background_hu))
+        b.iter(|| {
+            render::render(
+                &phantom.primitives,
+                &slice.plane,
+                1.0,
+                edge,
+                phantom.background_hu,
+            )
+        })
     });
-    let hu = render::render(&phantom.primitives, &slice.plane, 1.0, edge, phantom.background_hu);
+    let hu = render::render(
+        &phantom.primitives,
+        &slice.plane,
+        1.0,
+        edge,
+        phantom.background_hu,
+    );
     g.bench_function("noise/slice_512", |b| {
         b.iter_batched(
             || (hu.clone(), Pcg64Mcg::seed_from_u64(7)),
@@ -37,9 +55,13 @@ fn synth_kernels(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
-    g.bench_function("store/slice_512", |b| b.iter(|| dicom::store_pixels(&hu, n, n, &spec)));
+    g.bench_function("store/slice_512", |b| {
+        b.iter(|| dicom::store_pixels(&hu, n, n, &spec))
+    });
     let stored = dicom::store_pixels(&hu, n, n, &spec);
-    g.bench_function("rle/slice_512", |b| b.iter(|| rle::encode_frame(&stored, n, 2)));
+    g.bench_function("rle/slice_512", |b| {
+        b.iter(|| rle::encode_frame(&stored, n, 2))
+    });
     g.finish();
 }
 

@@ -118,13 +118,7 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<ExitCode> {
         let verdict = match &v.rejection {
             None if mark.is_empty() => "candidate".to_owned(),
             None => mark.to_owned(),
-            Some(r) => format!(
-                "set aside: {}",
-                serde_json::to_value(r)
-                    .ok()
-                    .map(|j| j.to_string())
-                    .unwrap_or_default()
-            ),
+            Some(r) => format!("set aside: {r}"),
         };
         println!(
             "    #{:<4} {:<28} {:>4} images  {:<28} {}",

@@ -62,6 +62,22 @@ pub enum Rejection {
     },
 }
 
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotCtImage { sop_class_uid } => {
+                write!(f, "not a CT image (SOP class {sop_class_uid})")
+            }
+            Self::Localizer => f.write_str("localizer"),
+            Self::Derived => f.write_str("derived images"),
+            Self::NotAxial { angle_deg } => write!(f, "not axial ({angle_deg:.0} degrees off)"),
+            Self::TooThick { thickness_mm } => write!(f, "slices too thick ({thickness_mm} mm)"),
+            Self::TooFewSlices { slices } => write!(f, "too few slices ({slices})"),
+            Self::Geometry { problem } => write!(f, "irregular geometry: {problem}"),
+        }
+    }
+}
+
 /// The verdict on one series.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeriesVerdict {

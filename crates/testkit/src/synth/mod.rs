@@ -392,10 +392,10 @@ fn write_dose(
         "DOSE REPORT".to_owned(),
         format!("Study date {}", study.study_date),
         String::new(),
-        "Series  Type     Scan range      CTDIvol  DLP".to_owned(),
-        "1       Scout    -               -        -".to_owned(),
+        "Ser Type    cm    CTDIvol DLP".to_owned(),
+        "1   Scout    -      -      -".to_owned(),
         format!(
-            "2       Helical  {length_cm:5.1} cm      {ctdi:4.1}     {:5.0}",
+            "2   Helical {length_cm:5.1} {ctdi:5.1}  {:4.0}",
             ctdi * length_cm
         ),
         String::new(),
