@@ -21,8 +21,12 @@
 pub mod error;
 pub mod header;
 pub mod hu;
+pub mod open;
+pub mod reformat;
+pub mod resample;
 pub mod select;
 pub mod series;
+pub mod spine;
 
 pub use error::{Error, Result};
 pub use header::InstanceHeader;

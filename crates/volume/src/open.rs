@@ -1,0 +1,1 @@
+//! Opening DICOM files, leniently where archives need it (issue 3).

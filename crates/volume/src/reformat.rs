@@ -1,0 +1,1 @@
+//! Sagittal reformat along the spine (issue 3).

@@ -1,0 +1,1 @@
+//! Isotropic resampling of a HU volume (issue 3).

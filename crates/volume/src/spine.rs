@@ -1,0 +1,1 @@
+//! Spine localisation: the column centreline and vertebral body centres (issue 3).
