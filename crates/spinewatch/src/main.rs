@@ -12,6 +12,7 @@
 
 mod config;
 mod doctor;
+mod render;
 mod synth;
 mod volume;
 

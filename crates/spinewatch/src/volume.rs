@@ -1,5 +1,6 @@
 //! `spinewatch volume`: read the DICOM files of one study, choose the series to
-//! reconstruct, and report why, its geometry and its HU content.
+//! reconstruct and say why, and report its geometry and its spine (or why it is not
+//! analysable); optionally a PNG of the labelled sagittal reformat.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,8 +9,11 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
-use spinewatch_volume::select::{self, SelectRules};
-use spinewatch_volume::{HuVolume, header, series};
+use spinewatch_volume::analyse::analyse;
+use spinewatch_volume::reformat::{self, ReformatManifest};
+use spinewatch_volume::select::SelectRules;
+
+use crate::render;
 
 /// Arguments of `spinewatch volume`.
 #[derive(Debug, Args)]
@@ -20,6 +24,9 @@ pub struct VolumeArgs {
     /// Thicker slices than this are not reconstructed, mm.
     #[arg(long, default_value_t = 3.0, value_name = "MM")]
     pub max_slice_thickness: f64,
+    /// Write the sagittal reformat with each located vertebra marked to this PNG file.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -28,40 +35,18 @@ pub struct VolumeArgs {
 /// Runs `spinewatch volume`.
 pub fn run(args: &VolumeArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let scan = header::scan(&args.paths).context("could not read the given paths")?;
-    let studies: std::collections::BTreeSet<_> = scan
-        .headers
-        .iter()
-        .filter_map(|h| h.study_instance_uid.clone())
-        .collect();
-    let study_uid = studies.iter().next().cloned();
-    let grouped = series::group(scan.headers);
     let rules = SelectRules {
         max_slice_thickness_mm: args.max_slice_thickness,
         ..SelectRules::default()
     };
-    let choice = select::choose(&grouped, &rules);
-    let mut not_analysable = None;
-    let mut hu_summary = None;
-    if let Some((_, sorted)) = &choice.chosen {
-        let hu = HuVolume::decode(sorted).context("could not decode the chosen series")?;
-        let total = hu.data.len();
-        let count = |lo: i16, hi: i16| {
-            hu.data.iter().filter(|v| (lo..=hi).contains(*v)).count() as f64 / total as f64
-        };
-        hu_summary = Some(json!({
-            "voxels": total,
-            "padded_voxels": hu.padded_voxels,
-            "fraction_air": count(i16::MIN, -500),
-            "fraction_soft_tissue": count(-499, 199),
-            "fraction_bone": count(200, i16::MAX),
-        }));
-    } else {
-        not_analysable = Some(json!({ "reason": "no_suitable_series", "detail": choice.why }));
+    let analysis = analyse(&args.paths, &rules).context("could not read the given paths")?;
+    if let (Some(png), Some(volume), Some(spine)) = (&args.png, &analysis.volume, &analysis.spine) {
+        let r = reformat::sagittal(volume, spine, &ReformatManifest::default());
+        render::sagittal_png(&r, spine, png)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
-
-    let series_json = choice.chosen.as_ref().map(|(_, s)| {
+    let choice = &analysis.choice;
+    let series = analysis.series().map(|s| {
         json!({
             "series_instance_uid": s.series_instance_uid,
             "slices": s.slices.len(),
@@ -75,53 +60,70 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<ExitCode> {
             "why": choice.why,
         })
     });
+    let vertebrae: Vec<_> = analysis
+        .spine
+        .iter()
+        .flat_map(|sp| &sp.vertebrae)
+        .map(|v| {
+            json!({
+                "label": v.label.map(|l| l.to_string()),
+                "centre_mm": v.centre_mm,
+                "superior_axis": v.superior_axis,
+                "anterior_axis": v.anterior_axis,
+                "height_mm": v.height_mm,
+                "depth_mm": v.depth_mm,
+                "has_ribs": v.has_ribs,
+            })
+        })
+        .collect();
     if args.json {
         let out = json!({
-            "study_instance_uid": study_uid,
-            "studies_found": studies.len(),
-            "files": { "dicom": choice.verdicts.iter().map(|v| v.instances).sum::<usize>(), "not_dicom": scan.not_dicom, "unreadable": scan.unreadable.iter().map(|e| format!("{e:#}")).collect::<Vec<_>>() },
-            "series": series_json,
+            "study_instance_uid": analysis.scan_summary.study_instance_uids.first(),
+            "files": analysis.scan_summary,
+            "series": series,
             "considered": choice.verdicts,
-            "hu": hu_summary,
-            "not_analysable": not_analysable,
+            "spine": analysis.spine.as_ref().map(|s| json!({ "labelling": s.labelling, "length_mm": s.length_mm })),
+            "vertebrae": vertebrae,
+            "not_analysable": analysis.not_analysable,
+            "png": args.png.as_ref().filter(|_| analysis.spine.is_some()),
             "seconds": elapsed,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let summary = &analysis.scan_summary;
     println!(
         "Study {}",
-        study_uid.as_deref().unwrap_or("(no Study Instance UID)")
+        summary
+            .study_instance_uids
+            .first()
+            .map_or("(no Study Instance UID)", String::as_str)
     );
-    if studies.len() > 1 {
+    if summary.study_instance_uids.len() > 1 {
         println!(
-            "  warning: the paths hold {} studies; only series are compared here",
-            studies.len()
+            "  warning: the paths hold {} studies",
+            summary.study_instance_uids.len()
         );
     }
     println!(
         "  {} DICOM files, {} other files skipped, {} unreadable",
-        choice.verdicts.iter().map(|v| v.instances).sum::<usize>(),
-        scan.not_dicom,
-        scan.unreadable.len()
+        summary.dicom_files,
+        summary.other_files,
+        summary.unreadable.len()
     );
-    for e in &scan.unreadable {
+    for e in &summary.unreadable {
         println!("    unreadable: {e}");
     }
     println!("  series:");
     for (i, v) in choice.verdicts.iter().enumerate() {
-        let mark = if choice.chosen.as_ref().is_some_and(|(c, _)| *c == i) {
-            "CHOSEN"
-        } else {
-            ""
-        };
+        let chosen = choice.chosen.as_ref().is_some_and(|(c, _)| *c == i);
         let verdict = match &v.rejection {
-            None if mark.is_empty() => "candidate".to_owned(),
-            None => mark.to_owned(),
+            None if chosen => "CHOSEN".to_owned(),
+            None => "candidate".to_owned(),
             Some(r) => format!("set aside: {r}"),
         };
         println!(
-            "    #{:<4} {:<28} {:>4} images  {:<28} {}",
+            "    #{:<4} {:<28} {:>4} images  {:<30} {}",
             v.number.map(|n| n.to_string()).unwrap_or_default(),
             v.description.as_deref().unwrap_or(""),
             v.instances,
@@ -129,37 +131,47 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<ExitCode> {
             verdict
         );
     }
-    match &choice.chosen {
-        Some((_, s)) => {
-            let (z0, z1) = s.z_range_mm();
-            println!("  chosen: {}", choice.why);
-            println!(
-                "    geometry: {} x {} x {} voxels, spacing [{:.3}, {:.3}, {:.3}] mm, shear {:.1} deg",
-                s.cols,
-                s.rows,
-                s.slices.len(),
-                s.spacing_mm[0],
-                s.spacing_mm[1],
-                s.spacing_mm[2],
-                s.shear_deg
-            );
-            println!(
-                "    z range: {z0:.1} .. {z1:.1} mm (LPS); origin {:?}",
-                s.affine.origin.to_array()
-            );
-            if let Some(h) = &hu_summary {
-                println!(
-                    "    HU: {} voxels ({} padding), air {:.1}%, soft tissue {:.1}%, bone {:.1}%",
-                    h["voxels"],
-                    h["padded_voxels"],
-                    h["fraction_air"].as_f64().unwrap_or(0.0) * 100.0,
-                    h["fraction_soft_tissue"].as_f64().unwrap_or(0.0) * 100.0,
-                    h["fraction_bone"].as_f64().unwrap_or(0.0) * 100.0
-                );
-            }
-        }
-        None => println!("  not analysable: {}", choice.why),
+    if let Some(s) = analysis.series() {
+        let (z0, z1) = s.z_range_mm();
+        println!("  chosen: {}", choice.why);
+        println!(
+            "    geometry: {} x {} x {} voxels, spacing [{:.3}, {:.3}, {:.3}] mm, shear {:.1} deg, z {z0:.1} .. {z1:.1} mm (LPS)",
+            s.cols,
+            s.rows,
+            s.slices.len(),
+            s.spacing_mm[0],
+            s.spacing_mm[1],
+            s.spacing_mm[2],
+            s.shear_deg
+        );
     }
-    println!("  read in {elapsed:.1} s");
+    if let Some(sp) = &analysis.spine {
+        println!(
+            "  spine: {:.0} mm of column, {} vertebral bodies, labels: {:?}",
+            sp.length_mm,
+            sp.vertebrae.len(),
+            sp.labelling
+        );
+        for v in &sp.vertebrae {
+            let c = v.centre_mm;
+            println!(
+                "    {:<4} centre [{:7.1} {:7.1} {:7.1}] mm  height {:4.1} mm  depth {:4.1} mm{}",
+                v.label.map_or_else(|| "?".to_owned(), |l| l.to_string()),
+                c.x,
+                c.y,
+                c.z,
+                v.height_mm,
+                v.depth_mm,
+                if v.has_ribs { "  ribs" } else { "" }
+            );
+        }
+    }
+    if let Some(na) = &analysis.not_analysable {
+        println!("  NOT ANALYSABLE: {na}");
+    }
+    if let (Some(png), Some(_)) = (&args.png, &analysis.spine) {
+        println!("  sagittal reformat: {}", png.display());
+    }
+    println!("  done in {elapsed:.1} s");
     Ok(ExitCode::SUCCESS)
 }

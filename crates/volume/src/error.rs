@@ -23,6 +23,25 @@ pub enum Error {
         #[source]
         source: Box<dicom_object::ReadError>,
     },
+    /// The file meta group is malformed beyond what the lenient reader recovers.
+    #[error("malformed file meta group in {path}")]
+    MalformedMeta {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: crate::open::MetaError,
+    },
+    /// The file's transfer syntax cannot be read or decoded by this build.
+    #[error("{path}: transfer syntax {uid} ({name}) is not supported")]
+    UnsupportedTransferSyntax {
+        /// The file.
+        path: PathBuf,
+        /// Transfer Syntax UID.
+        uid: String,
+        /// Its name, or why it is unknown.
+        name: String,
+    },
     /// A required attribute is absent or empty.
     #[error("{path}: missing {attribute}")]
     MissingAttribute {
@@ -49,6 +68,17 @@ pub enum Error {
         /// The cause.
         #[source]
         source: Box<dicom_pixeldata::Error>,
+    },
+    /// A JPEG codestream could not be decoded by spinewatch's own JPEG DCT decoder.
+    #[error("could not decode the JPEG codestream of frame {frame} of {path}")]
+    DecodeJpeg {
+        /// The file.
+        path: PathBuf,
+        /// The frame (from 0).
+        frame: u32,
+        /// The cause.
+        #[source]
+        source: crate::hu::JpegError,
     },
     /// The pixel format is not one a CT volume can be built from.
     #[error("{path}: unsupported pixel format ({what})")]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use dicom_core::Tag;
 use dicom_core::header::HasLength;
 use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::DefaultDicomObject;
 use spinewatch_core::Vec3;
 
 use crate::{Error, Result};
@@ -123,15 +123,10 @@ fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i32> {
     obj.get(tag)?.to_int::<i32>().ok()
 }
 
-/// Reads the header of one file.
+/// Reads the header of one file, leniently where its file meta group is malformed
+/// ([`crate::open::open`]).
 pub fn read(path: &Path) -> Result<InstanceHeader> {
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|source| Error::Open {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })?;
+    let obj = crate::open::open(path, Some(tags::PIXEL_DATA))?;
     let meta = obj.meta();
     let trim = |s: &str| s.trim_end_matches(['\0', ' ']).to_owned();
     let sop_class_uid =

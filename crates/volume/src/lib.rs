@@ -16,8 +16,13 @@
 //! - [`hu`]: pixel decoding (every transfer syntax dicom-rs decodes), rescale to HU,
 //!   PixelPaddingValue, trilinear sampling at patient coordinates.
 //!
-//! Spine localisation, resampling and the sagittal reformat arrive with issue 3.
+//! - [`resample`]: isotropic trilinear resampling.
+//! - [`spine`]: the column's centreline, vertebral body centres and labels.
+//! - [`reformat`]: the curved sagittal reformat and per-vertebra patches, shaped by a
+//!   manifest.
+//! - [`analyse`]: the whole stage in one call, "not analysable" a typed outcome.
 
+pub mod analyse;
 pub mod error;
 pub mod header;
 pub mod hu;

@@ -1,1 +1,1024 @@
-//! Spine localisation: the column centreline and vertebral body centres (issue 3).
+//! Spine localisation: the vertebral column's centreline in 3D, each vertebral body's
+//! centre and, where the anatomy allows, its label (T1..L5).
+//!
+//! The method is classical image analysis, no learned model, in five steps:
+//!
+//! 1. **Rough column** per slice: on a ~2 mm grid, the box (36 mm wide, 50 mm deep) with
+//!    the most bone (HU above [`BONE_BOX_FLOOR_HU`]) near the body's midline and in its
+//!    posterior part: the vertebral body with its neural arch.
+//! 2. **Centreline**: outliers against a running median removed, the longest continuous
+//!    run kept (shorter than [`MIN_COLUMN_MM`]: no spine), smoothed, resampled every
+//!    [`STEP_MM`] along its arc length with a frame (cranial tangent, patient-left
+//!    lateral, anterior).
+//! 3. **Straightened block**: HU sampled on planes normal to the centreline.
+//! 4. **Body walls**: on the mid-sagittal band, the spinal canal is the run of columns
+//!    that is never bone; the posterior wall is the bright column in front of it and the
+//!    anterior wall the last bright column before prevertebral soft tissue. Bodies and
+//!    discs then separate along the column: a body has cortical walls, a disc has none.
+//! 5. **Labels**: ribs (bone 45-75 mm lateral of the column, level with the body's upper
+//!    half) mark thoracic vertebrae; the lowest rib-bearing vertebra above a rib-less one
+//!    is T12. Without that transition in view the vertebrae stay unlabelled.
+//!
+//! Every position is in the patient frame (LPS, mm, f64).
+
+use rayon::prelude::*;
+use serde::Serialize;
+use spinewatch_core::{Vec3, VertebraLevel};
+
+use crate::HuVolume;
+
+/// Pixels above this HU count as bone when scoring the rough column (1.): the clamp
+/// keeps soft tissue and contrast-free organs at zero.
+pub const BONE_BOX_FLOOR_HU: f64 = 150.0;
+/// Bone mass is capped at this HU above the floor, so metal and contrast spikes cannot
+/// dominate a box.
+const BONE_BOX_CAP_HU: f64 = 700.0;
+/// Cortical bone threshold for walls, endplates and ribs, HU.
+pub const CORTEX_HU: f64 = 250.0;
+/// Shortest continuous column accepted as a spine, mm (about two vertebrae).
+pub const MIN_COLUMN_MM: f64 = 50.0;
+/// Arc-length step of the centreline and of the straightened block, mm.
+pub const STEP_MM: f64 = 0.5;
+/// Half-width of the AP range sampled around the rough column, mm.
+const AP_HALF_RANGE_MM: f64 = 55.0;
+/// Half-width of the mid-sagittal band, mm.
+const BAND_HALF_MM: f64 = 6.0;
+/// How far the centreline is extended beyond the detected column at both ends, mm.
+const EXTEND_MM: f64 = 20.0;
+/// Within this distance of the column's ends a body without a visible canal is taken
+/// from its bright hump, mm.
+const END_FALLBACK_MM: f64 = 40.0;
+/// Shortest and longest body accepted between two discs, mm.
+const BODY_MM: (f64, f64) = (8.0, 45.0);
+
+/// Why no spine was found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum NoSpine {
+    /// No slice shows a bony column near the midline.
+    NoSpineInFieldOfView,
+    /// A column was found but it is too short to hold vertebrae.
+    ColumnTooShort {
+        /// Its length, mm.
+        length_mm: f64,
+    },
+    /// A column was found but no vertebral body could be delimited on it.
+    NoVertebraDelimited,
+}
+
+impl std::fmt::Display for NoSpine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoSpineInFieldOfView => f.write_str("no spine in the field of view"),
+            Self::ColumnTooShort { length_mm } => {
+                write!(f, "the bony column in view is only {length_mm:.0} mm long")
+            }
+            Self::NoVertebraDelimited => f.write_str("no vertebral body could be delimited"),
+        }
+    }
+}
+
+/// One point of the centreline with its local frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CentrePoint {
+    /// Arc length from the caudal end, mm.
+    pub s_mm: f64,
+    /// Position of the rough column (body and arch), LPS mm.
+    pub position: Vec3,
+    /// Unit tangent, pointing cranially.
+    pub tangent: Vec3,
+    /// Unit vector to the patient's left, normal to the tangent.
+    pub lateral: Vec3,
+    /// Unit vector pointing anteriorly, normal to both.
+    pub anterior: Vec3,
+}
+
+impl CentrePoint {
+    /// Patient point at offsets `lateral_mm`, `anterior_mm` in this point's plane.
+    pub fn at(&self, lateral_mm: f64, anterior_mm: f64) -> Vec3 {
+        self.position + self.lateral * lateral_mm + self.anterior * anterior_mm
+    }
+}
+
+/// A located vertebral body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocatedVertebra {
+    /// T1..L5, when the anatomy in view identifies it.
+    pub label: Option<VertebraLevel>,
+    /// Centre of the body, LPS mm.
+    pub centre_mm: Vec3,
+    /// Unit vector along the column, cranial.
+    pub superior_axis: Vec3,
+    /// Unit vector anterior, in the body's mid-sagittal plane.
+    pub anterior_axis: Vec3,
+    /// Arc length of the centre along the centreline, mm.
+    pub s_mm: f64,
+    /// Distance between the discs above and below, along the column, mm.
+    pub height_mm: f64,
+    /// Distance between the anterior and posterior walls, mm.
+    pub depth_mm: f64,
+    /// Whether ribs articulate at this level.
+    pub has_ribs: bool,
+}
+
+/// How the labels were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Labelling {
+    /// From the last rib-bearing vertebra (T12) above the first lumbar one.
+    ThoracolumbarTransition,
+    /// No transition in view: vertebrae are located but unlabelled.
+    Unlabelled,
+}
+
+/// The spine of one volume.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spine {
+    /// Centreline, caudal to cranial, every [`STEP_MM`].
+    #[serde(skip)]
+    pub centreline: Vec<CentrePoint>,
+    /// Offset of the vertebral bodies' centre line from the centreline, along its
+    /// anterior axis, per centreline point, mm.
+    #[serde(skip)]
+    pub body_offset_mm: Vec<f64>,
+    /// Vertebral bodies, cranial first.
+    pub vertebrae: Vec<LocatedVertebra>,
+    /// How labels were assigned.
+    pub labelling: Labelling,
+    /// Length of the centreline, mm.
+    pub length_mm: f64,
+}
+
+impl Spine {
+    /// The centreline point nearest to arc length `s`.
+    pub fn point_at(&self, s_mm: f64) -> &CentrePoint {
+        let i = ((s_mm / STEP_MM).round().max(0.0) as usize).min(self.centreline.len() - 1);
+        &self.centreline[i]
+    }
+
+    /// The vertebral bodies' centre line at arc length `s` (centreline plus offset).
+    pub fn body_line_at(&self, s_mm: f64) -> Vec3 {
+        let i = ((s_mm / STEP_MM).round().max(0.0) as usize).min(self.centreline.len() - 1);
+        self.centreline[i].at(0.0, self.body_offset_mm[i])
+    }
+}
+
+/// Finds the spine in `volume`.
+pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
+    let rough = rough_column(volume);
+    let centreline = centreline(volume, &rough)?;
+    let block = Block::sample(volume, &centreline);
+    let walls = walls(&block);
+    let offsets = smooth_offsets(&walls, centreline.len());
+    let mut vertebrae = bodies(&block, &centreline, &walls, &offsets);
+    if vertebrae.is_empty() {
+        return Err(NoSpine::NoVertebraDelimited);
+    }
+    for v in &mut vertebrae {
+        refine_lateral(volume, v);
+        v.has_ribs = has_ribs(volume, &centreline, v);
+    }
+    // Cranial first.
+    vertebrae.reverse();
+    let labelling = label(&mut vertebrae);
+    let length_mm = centreline.last().map_or(0.0, |p| p.s_mm);
+    Ok(Spine {
+        centreline,
+        body_offset_mm: offsets,
+        vertebrae,
+        labelling,
+        length_mm,
+    })
+}
+
+/// Step 1: per slice, the most bony boxes near the midline, in the posterior body;
+/// then the smoothest high-scoring path through them.
+fn rough_column(volume: &HuVolume) -> Vec<Option<Vec3>> {
+    let (nz, ny, nx) = volume.data.dim();
+    let a = volume.affine;
+    let (px, py) = (a.col_step.norm(), a.row_step.norm());
+    let fx = ((2.0 / px).round() as usize).max(1);
+    let fy = ((2.0 / py).round() as usize).max(1);
+    let (cx, cy) = (nx / fx, ny / fy);
+    let candidates: Vec<Vec<(f64, Vec3)>> = (0..nz)
+        .into_par_iter()
+        .map(|k| {
+            let plane = volume.data.index_axis(ndarray::Axis(0), k);
+            // Coarse means and patient coordinates of every coarse pixel.
+            let mut hu = vec![0.0f64; cx * cy];
+            for j in 0..cy {
+                for i in 0..cx {
+                    let mut s = 0.0;
+                    for jj in 0..fy {
+                        for ii in 0..fx {
+                            s += f64::from(plane[[j * fy + jj, i * fx + ii]]);
+                        }
+                    }
+                    hu[j * cx + i] = s / (fx * fy) as f64;
+                }
+            }
+            let pos = |i: usize, j: usize| {
+                a.to_patient(
+                    (i * fx) as f64 + (fx as f64 - 1.0) / 2.0,
+                    (j * fy) as f64 + (fy as f64 - 1.0) / 2.0,
+                    k as f64,
+                )
+            };
+            // The body: soft tissue and denser, its lateral midline and AP extent.
+            let mut xs = Vec::new();
+            let mut ys = Vec::new();
+            for j in 0..cy {
+                for i in 0..cx {
+                    if hu[j * cx + i] > -400.0 {
+                        let p = pos(i, j);
+                        xs.push(p.x);
+                        ys.push(p.y);
+                    }
+                }
+            }
+            if xs.len() < 200 {
+                return Vec::new();
+            }
+            let mid_x = percentile(&mut xs, 0.5);
+            let y_lo = percentile(&mut ys, 0.02);
+            let y_hi = percentile(&mut ys, 0.98);
+            let y_mid = (y_lo + y_hi) / 2.0;
+            // Integral image of capped bone mass.
+            let mut integral = vec![0.0f64; (cx + 1) * (cy + 1)];
+            for j in 0..cy {
+                let mut row = 0.0;
+                for i in 0..cx {
+                    row += (hu[j * cx + i] - BONE_BOX_FLOOR_HU).clamp(0.0, BONE_BOX_CAP_HU);
+                    integral[(j + 1) * (cx + 1) + i + 1] = integral[j * (cx + 1) + i + 1] + row;
+                }
+            }
+            let box_sum = |i0: usize, j0: usize, i1: usize, j1: usize| {
+                let w = cx + 1;
+                integral[j1 * w + i1] - integral[j0 * w + i1] - integral[j1 * w + i0]
+                    + integral[j0 * w + i0]
+            };
+            // Box half-sizes in coarse pixels along the image axes (lateral 18 mm, AP 25 mm:
+            // body, canal and arch at once, so osteoporotic bodies do not lose the box to
+            // their spinous processes; for an axial image, the rough column needs no more).
+            let hx = (18.0 / (px * fx as f64)).round() as usize;
+            let hy = (25.0 / (py * fy as f64)).round() as usize;
+            let area = ((2 * hx + 1) * (2 * hy + 1)) as f64;
+            let mut all: Vec<(f64, Vec3)> = Vec::new();
+            for j in hy..cy.saturating_sub(hy) {
+                for i in hx..cx.saturating_sub(hx) {
+                    let p = pos(i, j);
+                    if (p.x - mid_x).abs() > 50.0
+                        || p.y < y_mid - 0.1 * (y_hi - y_lo)
+                        || p.y > y_hi - 5.0
+                    {
+                        continue;
+                    }
+                    let mean = box_sum(i - hx, j - hy, i + hx + 1, j + hy + 1) / area;
+                    // Midline prior: 1 HU of bone mass per mm off the midline (the tracking
+                    // keeps the column continuous where scoliosis takes it aside). A vertebra
+                    // with its arch averages well above the floor over the box.
+                    let score = mean - (p.x - mid_x).abs();
+                    if score > 25.0 {
+                        all.push((score, p));
+                    }
+                }
+            }
+            // The best few, at least 12 mm apart: the body, its arch, a neighbour...
+            all.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut picked: Vec<(f64, Vec3)> = Vec::with_capacity(CANDIDATES_PER_SLICE);
+            for c in all {
+                if picked.iter().all(|q| (q.1 - c.1).norm() > 12.0) {
+                    picked.push(c);
+                    if picked.len() == CANDIDATES_PER_SLICE {
+                        break;
+                    }
+                }
+            }
+            picked
+        })
+        .collect();
+    track(&candidates, volume.affine.slice_step.norm().max(1e-3))
+}
+
+/// Candidates kept per slice for the tracking.
+const CANDIDATES_PER_SLICE: usize = 4;
+/// Cost of moving the column between slices, in box-mean HU per mm moved per mm of
+/// slice distance: the column is smooth, an osteoporotic body and its own spinous
+/// process score alike.
+const TRACK_JUMP_COST: f64 = 8.0;
+
+/// Viterbi path through the candidates of consecutive slices, maximising the summed
+/// score less the cost of jumps; slices without a candidate break the path.
+fn track(candidates: &[Vec<(f64, Vec3)>], dz_mm: f64) -> Vec<Option<Vec3>> {
+    let n = candidates.len();
+    let mut out = vec![None; n];
+    let mut k = 0;
+    while k < n {
+        if candidates[k].is_empty() {
+            k += 1;
+            continue;
+        }
+        let start = k;
+        while k < n && !candidates[k].is_empty() {
+            k += 1;
+        }
+        // Segment [start, k).
+        let mut best: Vec<Vec<f64>> = vec![candidates[start].iter().map(|c| c.0).collect()];
+        let mut back: Vec<Vec<usize>> = vec![vec![0; candidates[start].len()]];
+        for j in start + 1..k {
+            let prev = &candidates[j - 1];
+            let (row, from): (Vec<f64>, Vec<usize>) = candidates[j]
+                .iter()
+                .map(|c| {
+                    let (arg, val) = prev
+                        .iter()
+                        .enumerate()
+                        .map(|(pi, pc)| {
+                            let jump = (c.1.x - pc.1.x).hypot(c.1.y - pc.1.y);
+                            (pi, best[j - 1 - start][pi] - TRACK_JUMP_COST * jump / dz_mm)
+                        })
+                        .max_by(|a, b| a.1.total_cmp(&b.1))
+                        .expect("segment slices have candidates");
+                    (val + c.0, arg)
+                })
+                .unzip();
+            best.push(row);
+            back.push(from);
+        }
+        let last = best.len() - 1;
+        let mut i = (0..best[last].len())
+            .max_by(|a, b| best[last][*a].total_cmp(&best[last][*b]))
+            .unwrap_or(0);
+        for j in (start..k).rev() {
+            out[j] = Some(candidates[j][i].1);
+            i = back[j - start][i];
+        }
+    }
+    out
+}
+
+/// Intercept `c0` of the weighted quadratic fit from the moments `m[e] = sum w t^e`
+/// (e = 0..4) and `rhs[e] = sum w t^e p`, by Cramer's rule; `None` when singular.
+fn solve_quadratic_fit(m: &[f64; 5], rhs: &[Vec3; 3]) -> Option<Vec3> {
+    let a = [[m[0], m[1], m[2]], [m[1], m[2], m[3]], [m[2], m[3], m[4]]];
+    let det3 = |a: [[f64; 3]; 3]| {
+        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+    };
+    let det = det3(a);
+    if det.abs() < 1e-9 * m[0].powi(3).max(1e-30) {
+        return None;
+    }
+    let component = |f: fn(Vec3) -> f64| {
+        let mut b = a;
+        for (row, r) in b.iter_mut().zip(rhs) {
+            row[0] = f(*r);
+        }
+        det3(b) / det
+    };
+    Some(Vec3::new(
+        component(|v| v.x),
+        component(|v| v.y),
+        component(|v| v.z),
+    ))
+}
+
+fn percentile(v: &mut [f64], q: f64) -> f64 {
+    let i = ((v.len() - 1) as f64 * q).round() as usize;
+    *v.select_nth_unstable_by(i, f64::total_cmp).1
+}
+
+/// Step 2: robust smoothing of the per-slice positions into an arc-length centreline.
+fn centreline(volume: &HuVolume, rough: &[Option<Vec3>]) -> Result<Vec<CentrePoint>, NoSpine> {
+    let dz = volume.affine.slice_step.norm().max(1e-3);
+    let half = ((15.0 / dz).round() as usize).max(2);
+    // Reject points far from the running median of their neighbours.
+    let kept: Vec<Option<Vec3>> = (0..rough.len())
+        .map(|k| {
+            let p = rough[k]?;
+            let lo = k.saturating_sub(half);
+            let hi = (k + half + 1).min(rough.len());
+            let mut xs: Vec<f64> = rough[lo..hi].iter().flatten().map(|q| q.x).collect();
+            let mut ys: Vec<f64> = rough[lo..hi].iter().flatten().map(|q| q.y).collect();
+            if xs.len() < 3 {
+                return None;
+            }
+            let (mx, my) = (percentile(&mut xs, 0.5), percentile(&mut ys, 0.5));
+            ((p.x - mx).hypot(p.y - my) <= 12.0).then_some(p)
+        })
+        .collect();
+    // Longest run of kept slices, allowing gaps up to 20 mm.
+    let max_gap = ((20.0 / dz).round() as usize).max(1);
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for (k, p) in kept.iter().enumerate() {
+        if p.is_none() {
+            continue;
+        }
+        current = match current {
+            Some((s, last)) if k - last <= max_gap => Some((s, k)),
+            Some(run) => {
+                runs.push(run);
+                Some((k, k))
+            }
+            None => Some((k, k)),
+        };
+    }
+    runs.extend(current);
+    let best = runs
+        .into_iter()
+        .max_by_key(|(a, b)| b - a)
+        .ok_or(NoSpine::NoSpineInFieldOfView)?;
+    let (k0, k1) = best;
+    let points: Vec<(usize, Vec3)> = (k0..=k1).filter_map(|k| kept[k].map(|p| (k, p))).collect();
+    if points.is_empty() {
+        return Err(NoSpine::NoSpineInFieldOfView);
+    }
+    let extent = (points[points.len() - 1].1 - points[0].1).norm();
+    if extent < MIN_COLUMN_MM {
+        return Err(NoSpine::ColumnTooShort { length_mm: extent });
+    }
+    // Local quadratic regression (Gaussian weights, sigma 20 mm) along the slice axis: a
+    // weighted mean or line would pull the line inwards where the column curves at its
+    // ends (the lordotic L4, L5 turning back at the lumbosacral angle).
+    // Sigma spans a vertebra: the rough box drifts with the vertebral period (arch at body
+    // levels, none at discs) and that wobble must not reach the wall search.
+    let sigma = 20.0 / dz;
+    let smooth: Vec<Vec3> = (k0..=k1)
+        .map(|k| {
+            // Weighted quadratic fit p(t) = c0 + c1 t + c2 t^2; the value is c0.
+            let mut m = [0.0f64; 5];
+            let mut rhs = [Vec3::ZERO; 3];
+            for (kk, p) in &points {
+                let t = *kk as f64 - k as f64;
+                let d = t / sigma;
+                if d.abs() < 3.0 {
+                    let w = (-0.5 * d * d).exp();
+                    let mut tp = w;
+                    for (e, mk) in m.iter_mut().enumerate() {
+                        *mk += tp;
+                        if e < 3 {
+                            rhs[e] += *p * tp;
+                        }
+                        tp *= t;
+                    }
+                }
+            }
+            solve_quadratic_fit(&m, &rhs).unwrap_or_else(|| rhs[0] / m[0])
+        })
+        .collect();
+    // Order caudal to cranial, then resample by arc length.
+    let mut line = smooth;
+    if line[0].z > line[line.len() - 1].z {
+        line.reverse();
+    }
+    // Extend 20 mm beyond both ends along the end directions, so that the first and
+    // last bodies can be bounded by what lies beyond them.
+    if line.len() >= 2 {
+        let n = line.len();
+        let head = (line[n - 1] - line[n.saturating_sub(6)]).normalized();
+        let tail = (line[0] - line[5.min(n - 1)]).normalized();
+        let (first, last) = (line[0], line[n - 1]);
+        line.insert(0, first + tail * EXTEND_MM);
+        line.push(last + head * EXTEND_MM);
+    }
+    let mut cum = vec![0.0];
+    for w in line.windows(2) {
+        cum.push(cum[cum.len() - 1] + (w[1] - w[0]).norm());
+    }
+    let total = cum[cum.len() - 1];
+    let n = (total / STEP_MM).floor() as usize + 1;
+    let mut pts = Vec::with_capacity(n);
+    let mut seg = 0;
+    for i in 0..n {
+        let s = i as f64 * STEP_MM;
+        while seg + 2 < cum.len() && cum[seg + 1] < s {
+            seg += 1;
+        }
+        let t = if cum[seg + 1] > cum[seg] {
+            ((s - cum[seg]) / (cum[seg + 1] - cum[seg])).clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        pts.push(line[seg] + (line[seg + 1] - line[seg]) * t);
+    }
+    let h = (6.0 / STEP_MM) as usize;
+    Ok((0..n)
+        .map(|i| {
+            let a = pts[i.saturating_sub(h)];
+            let b = pts[(i + h).min(n - 1)];
+            let mut tangent = (b - a).normalized();
+            if tangent.norm() == 0.0 {
+                tangent = Vec3::Z;
+            }
+            let lateral = (Vec3::X - tangent * Vec3::X.dot(tangent)).normalized();
+            let anterior = lateral.cross(tangent);
+            CentrePoint {
+                s_mm: i as f64 * STEP_MM,
+                position: pts[i],
+                tangent,
+                lateral,
+                anterior,
+            }
+        })
+        .collect())
+}
+
+/// Step 3: HU on planes normal to the centreline: `[s][lateral][anterior]`.
+struct Block {
+    /// Lateral offsets sampled, mm.
+    lateral: Vec<f64>,
+    /// Anterior offsets sampled, mm.
+    anterior: Vec<f64>,
+    /// Values, NaN outside the volume.
+    data: Vec<f32>,
+    /// Rows (centreline points).
+    rows: usize,
+}
+
+impl Block {
+    fn sample(volume: &HuVolume, line: &[CentrePoint]) -> Self {
+        let lateral: Vec<f64> = (-6..=6)
+            .map(|l| f64::from(l) * (BAND_HALF_MM / 6.0))
+            .collect();
+        let na = (2.0 * AP_HALF_RANGE_MM / STEP_MM) as usize + 1;
+        let anterior: Vec<f64> = (0..na)
+            .map(|i| -AP_HALF_RANGE_MM + i as f64 * STEP_MM)
+            .collect();
+        let per_row = lateral.len() * anterior.len();
+        let mut data = vec![f32::NAN; line.len() * per_row];
+        data.par_chunks_mut(per_row)
+            .zip(line.par_iter())
+            .for_each(|(row, p)| {
+                for (li, l) in lateral.iter().enumerate() {
+                    for (ai, a) in anterior.iter().enumerate() {
+                        if let Some(v) = volume.sample(p.at(*l, *a)) {
+                            row[li * anterior.len() + ai] = v as f32;
+                        }
+                    }
+                }
+            });
+        Self {
+            lateral,
+            anterior,
+            data,
+            rows: line.len(),
+        }
+    }
+
+    fn get(&self, s: usize, l: usize, a: usize) -> f32 {
+        self.data[(s * self.lateral.len() + l) * self.anterior.len() + a]
+    }
+
+    /// Mid-sagittal value: mean over the central lateral band.
+    fn mid(&self, s: usize, a: usize) -> f32 {
+        let c = self.lateral.len() / 2;
+        let v: Vec<f32> = (c - 2..=c + 2)
+            .map(|l| self.get(s, l, a))
+            .filter(|v| !v.is_nan())
+            .collect();
+        if v.is_empty() {
+            f32::NAN
+        } else {
+            v.iter().sum::<f32>() / v.len() as f32
+        }
+    }
+}
+
+/// Posterior and anterior wall offsets (mm along the anterior axis) at one row.
+#[derive(Debug, Clone, Copy)]
+struct Walls {
+    row: usize,
+    posterior_mm: f64,
+    anterior_mm: f64,
+}
+
+/// Step 4a: walls every 5 mm, from the bright-fraction of columns over a ±15 mm window.
+fn walls(block: &Block) -> Vec<Walls> {
+    let win = (15.0 / STEP_MM) as usize;
+    let every = (5.0 / STEP_MM) as usize;
+    let na = block.anterior.len();
+    (0..block.rows)
+        .step_by(every)
+        .filter_map(|r| {
+            let lo = r.saturating_sub(win);
+            let hi = (r + win + 1).min(block.rows);
+            let frac: Vec<f64> = (0..na)
+                .map(|a| {
+                    let vals: Vec<f32> = (lo..hi)
+                        .map(|s| block.mid(s, a))
+                        .filter(|v| !v.is_nan())
+                        .collect();
+                    if vals.is_empty() {
+                        return f64::NAN;
+                    }
+                    vals.iter().filter(|v| f64::from(**v) > CORTEX_HU).count() as f64
+                        / vals.len() as f64
+                })
+                .collect();
+            // Smooth the column profile over 1.5 mm.
+            let sm: Vec<f64> = (0..na)
+                .map(|a| {
+                    let w: Vec<f64> = (a.saturating_sub(1)..(a + 2).min(na))
+                        .map(|i| frac[i])
+                        .filter(|v| !v.is_nan())
+                        .collect();
+                    if w.is_empty() {
+                        f64::NAN
+                    } else {
+                        w.iter().sum::<f64>() / w.len() as f64
+                    }
+                })
+                .collect();
+            let near_end =
+                (r as f64 * STEP_MM).min((block.rows - r) as f64 * STEP_MM) < END_FALLBACK_MM;
+            find_walls(&sm, &block.anterior, near_end).map(|(p, a)| Walls {
+                row: r,
+                posterior_mm: p,
+                anterior_mm: a,
+            })
+        })
+        .collect()
+}
+
+/// Canal = longest run of never-bright columns (5-30 mm) with bone on both sides;
+/// posterior wall = brightest column just in front of it; anterior wall = last bright
+/// column before the prevertebral soft tissue.
+fn find_walls(frac: &[f64], offsets: &[f64], allow_hump: bool) -> Option<(f64, f64)> {
+    const DARK: f64 = 0.04;
+    const BRIGHT: f64 = 0.25;
+    let n = frac.len();
+    let dark = |i: usize| frac[i].is_nan() || frac[i] < DARK;
+    let mut best: Option<(usize, usize)> = None;
+    let mut i = 0;
+    while i < n {
+        if !dark(i) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && dark(i) {
+            i += 1;
+        }
+        let (a, b) = (start, i); // [a, b)
+        let len_mm = (b - a) as f64 * STEP_MM;
+        if a == 0 || b == n || !(5.0..=30.0).contains(&len_mm) {
+            continue;
+        }
+        let reach = (4.0 / STEP_MM) as usize;
+        let before = frac[a.saturating_sub(reach)..a].iter().any(|v| *v > BRIGHT);
+        let after = frac[b..(b + reach).min(n)].iter().any(|v| *v > BRIGHT);
+        if !(before && after) {
+            continue;
+        }
+        // Prefer the canal nearest the rough column (offset 0).
+        let centre = (offsets[a] + offsets[b - 1]) / 2.0;
+        if best.is_none_or(|(ba, bb)| centre.abs() < ((offsets[ba] + offsets[bb - 1]) / 2.0).abs())
+        {
+            best = Some((a, b));
+        }
+    }
+    let Some((_, canal_end)) = best else {
+        return if allow_hump {
+            body_hump(frac, offsets)
+        } else {
+            None
+        };
+    };
+    // Posterior wall: the brightest column within 4 mm in front of the canal.
+    let reach = (4.0 / STEP_MM) as usize;
+    let pw =
+        (canal_end..(canal_end + reach).min(n)).max_by(|x, y| frac[*x].total_cmp(&frac[*y]))?;
+    // Anterior wall: scanning forward through the body (its interior may be anything
+    // from bright young bone to osteoporotic grey), the last bright column before 5 mm
+    // of never-bone prevertebral soft tissue.
+    let gap = (5.0 / STEP_MM) as usize;
+    let mut last_bright = pw;
+    let mut dark_run = 0;
+    let mut i = pw;
+    while i < n {
+        if frac[i] > BRIGHT {
+            last_bright = i;
+        }
+        dark_run = if dark(i) { dark_run + 1 } else { 0 };
+        if dark_run >= gap {
+            break;
+        }
+        i += 1;
+    }
+    // Outer edges on both sides: the first bright column after the canal and the last
+    // bright one before soft tissue, so that their midpoint is unbiased.
+    let pw_edge = (canal_end..=pw).find(|i| frac[*i] > BRIGHT).unwrap_or(pw);
+    let depth = (last_bright - pw_edge) as f64 * STEP_MM;
+    (8.0..=55.0)
+        .contains(&depth)
+        .then(|| (offsets[pw_edge], offsets[last_bright]))
+}
+
+/// Fallback when no canal shows (a body cut obliquely at the lumbosacral angle, the
+/// column's last vertebra): the bright run, bridging gaps up to 3 mm, nearest to the
+/// rough column, if it has a vertebral body's depth.
+fn body_hump(frac: &[f64], offsets: &[f64]) -> Option<(f64, f64)> {
+    const BRIGHT: f64 = 0.25;
+    let bridge = (3.0 / STEP_MM) as usize;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, f) in frac.iter().enumerate() {
+        if *f > BRIGHT {
+            match runs.last_mut() {
+                Some(r) if i - r.1 <= bridge => r.1 = i,
+                _ => runs.push((i, i)),
+            }
+        }
+    }
+    runs.into_iter()
+        .filter(|(a, b)| (8.0..=55.0).contains(&((b - a) as f64 * STEP_MM)))
+        .min_by(|x, y| {
+            let d = |r: &(usize, usize)| ((offsets[r.0] + offsets[r.1]) / 2.0).abs();
+            d(x).total_cmp(&d(y))
+        })
+        .map(|(a, b)| (offsets[a], offsets[b]))
+}
+
+/// Body centre offset along the anterior axis per centreline row: the walls' midpoint,
+/// median-filtered and interpolated.
+fn smooth_offsets(walls: &[Walls], rows: usize) -> Vec<f64> {
+    if walls.is_empty() {
+        return vec![0.0; rows];
+    }
+    let mids: Vec<(usize, f64)> = walls
+        .iter()
+        .map(|w| (w.row, (w.posterior_mm + w.anterior_mm) / 2.0))
+        .collect();
+    let med: Vec<(usize, f64)> = (0..mids.len())
+        .map(|i| {
+            let mut v: Vec<f64> = mids[i.saturating_sub(2)..(i + 3).min(mids.len())]
+                .iter()
+                .map(|m| m.1)
+                .collect();
+            (mids[i].0, percentile(&mut v, 0.5))
+        })
+        .collect();
+    (0..rows)
+        .map(|r| {
+            let j = med.partition_point(|m| m.0 <= r);
+            match (j.checked_sub(1).map(|i| med[i]), med.get(j)) {
+                (Some(a), Some(b)) => a.1 + (b.1 - a.1) * (r - a.0) as f64 / (b.0 - a.0) as f64,
+                (Some(a), None) => a.1,
+                (None, Some(b)) => b.1,
+                (None, None) => 0.0,
+            }
+        })
+        .collect()
+}
+
+/// Step 4b: bodies between discs, from the presence of cortical walls at each row.
+fn bodies(
+    block: &Block,
+    line: &[CentrePoint],
+    walls: &[Walls],
+    offsets: &[f64],
+) -> Vec<LocatedVertebra> {
+    if walls.is_empty() {
+        return Vec::new();
+    }
+    // Wall offsets per row, interpolated like the centre offset.
+    let post = smooth_offsets(
+        &walls
+            .iter()
+            .map(|w| Walls {
+                anterior_mm: w.posterior_mm,
+                ..*w
+            })
+            .collect::<Vec<_>>(),
+        block.rows,
+    );
+    let ant = smooth_offsets(
+        &walls
+            .iter()
+            .map(|w| Walls {
+                posterior_mm: w.anterior_mm,
+                ..*w
+            })
+            .collect::<Vec<_>>(),
+        block.rows,
+    );
+    let idx = |mm: f64| {
+        ((mm + AP_HALF_RANGE_MM) / STEP_MM)
+            .round()
+            .clamp(0.0, (block.anterior.len() - 1) as f64) as usize
+    };
+    let band = (2.0 / STEP_MM) as usize;
+    // Per lateral sample: does each wall band hold cortex? A body row has both walls;
+    // a disc row neither, or one where a neighbouring endplate or a spur reaches in.
+    let wall_presence: Vec<f64> = (0..block.rows)
+        .map(|s| {
+            let (mut hits, mut total) = (0u32, 0u32);
+            for l in 0..block.lateral.len() {
+                let band_max = |wall: usize| {
+                    let lo = wall.saturating_sub(band);
+                    let hi = (wall + band).min(block.anterior.len() - 1);
+                    (lo..=hi)
+                        .map(|a| block.get(s, l, a))
+                        .filter(|v| !v.is_nan())
+                        .fold(f32::MIN, f32::max)
+                };
+                let (p, a) = (band_max(idx(post[s])), band_max(idx(ant[s])));
+                if p > f32::MIN && a > f32::MIN {
+                    total += 1;
+                    if f64::from(p) > CORTEX_HU && f64::from(a) > CORTEX_HU {
+                        hits += 1;
+                    }
+                }
+            }
+            if total == 0 {
+                f64::NAN
+            } else {
+                f64::from(hits) / f64::from(total)
+            }
+        })
+        .collect();
+    // Discs: runs below one half; bodies: the stretches between two discs.
+    // A run of low rows bounds a body only if it holds real (in-volume) rows: the
+    // volume's edge says nothing about where a body ends.
+    let is_disc: Vec<bool> = wall_presence
+        .iter()
+        .map(|f| f.is_nan() || *f < 0.5)
+        .collect();
+    let mut discs: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < is_disc.len() {
+        if is_disc[i] {
+            let a = i;
+            while i < is_disc.len() && is_disc[i] {
+                i += 1;
+            }
+            if wall_presence[a..i].iter().any(|f| !f.is_nan()) {
+                discs.push((a, i));
+            } else {
+                discs.push((usize::MAX, usize::MAX));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for w in discs.windows(2) {
+        if w[0].0 == usize::MAX || w[1].0 == usize::MAX {
+            continue;
+        }
+        let (top_of_lower_disc, bottom_of_upper_disc) = (w[0].1, w[1].0);
+        let height = (bottom_of_upper_disc - top_of_lower_disc) as f64 * STEP_MM;
+        if !(BODY_MM.0..=BODY_MM.1).contains(&height) {
+            continue;
+        }
+        let s_mid = (top_of_lower_disc + bottom_of_upper_disc) / 2;
+        let p = line[s_mid];
+        out.push(LocatedVertebra {
+            label: None,
+            centre_mm: p.at(0.0, offsets[s_mid]),
+            superior_axis: p.tangent,
+            anterior_axis: p.anterior,
+            s_mm: p.s_mm,
+            height_mm: height,
+            depth_mm: ant[s_mid] - post[s_mid],
+            has_ribs: false,
+        });
+    }
+    out
+}
+
+/// Step 4c: centre the body laterally between its outermost lateral cortex, on lines
+/// through the middle half of its height, at and just in front of its AP centre (away
+/// from the rib heads, which articulate further back).
+fn refine_lateral(volume: &HuVolume, v: &mut LocatedVertebra) {
+    let lateral = v.superior_axis.cross(v.anterior_axis);
+    let mut mids = Vec::new();
+    let mut ds = -0.25 * v.height_mm;
+    while ds <= 0.25 * v.height_mm {
+        for da in [0.0, 2.0, 4.0] {
+            let base = v.centre_mm + v.superior_axis * ds + v.anterior_axis * da;
+            let bright = |l: f64| {
+                volume
+                    .sample(base + lateral * l)
+                    .is_some_and(|hu| hu > CORTEX_HU)
+            };
+            let steps: Vec<f64> = (0..=160).map(|i| -40.0 + f64::from(i) * 0.5).collect();
+            let left = steps.iter().copied().find(|l| bright(*l));
+            let right = steps.iter().rev().copied().find(|l| bright(*l));
+            if let (Some(a), Some(b)) = (left, right)
+                && (12.0..=70.0).contains(&(b - a))
+            {
+                mids.push((a + b) / 2.0);
+            }
+        }
+        ds += 1.0;
+    }
+    if mids.len() >= 3 {
+        let shift = percentile(&mut mids, 0.5);
+        // A large shift means the lines met something else than the body's walls.
+        if shift.abs() <= 10.0 {
+            v.centre_mm += lateral * shift;
+        }
+    }
+}
+
+/// Step 5a: a rib: bone 55-75 mm to either side of the column (beyond the lumbar
+/// transverse processes, whose tips reach about 50 mm), level with the body's middle
+/// (a rib leaves its vertebra at the transverse process and descends as it runs out, so
+/// the rib of the vertebra above passes higher and a floating rib does not reach the
+/// body below), between 45 mm behind and 30 mm in front of the posterior wall (the
+/// first rib turns forward early).
+fn has_ribs(volume: &HuVolume, line: &[CentrePoint], v: &LocatedVertebra) -> bool {
+    let s0 = v.s_mm - 0.35 * v.height_mm;
+    let s1 = v.s_mm + 0.25 * v.height_mm;
+    let mut sides = [0usize; 2];
+    let mut s = s0;
+    while s <= s1 {
+        let i = ((s / STEP_MM).round().max(0.0) as usize).min(line.len() - 1);
+        let p = line[i];
+        // Depth of the posterior wall relative to the centreline point.
+        let centre = (v.centre_mm - p.position).dot(p.anterior);
+        let wall = centre - v.depth_mm / 2.0;
+        for (side, sign) in [(0, -1.0), (1, 1.0)] {
+            let mut l = 55.0;
+            while l <= 75.0 {
+                let mut a = wall - 45.0;
+                while a <= wall + 30.0 {
+                    if volume
+                        .sample(p.at(sign * l, a))
+                        .is_some_and(|hu| hu > CORTEX_HU)
+                    {
+                        sides[side] += 1;
+                    }
+                    a += 1.0;
+                }
+                l += 1.0;
+            }
+        }
+        s += 1.0;
+    }
+    // A rib crossing the sampled slab lights up tens of 1 mm samples.
+    sides[0] >= RIB_MIN_SAMPLES || sides[1] >= RIB_MIN_SAMPLES
+}
+
+/// Bright samples on one side that make a rib (a 4 mm rib crossing the 20 mm slab lights
+/// up well over a hundred; noise and vessels none).
+const RIB_MIN_SAMPLES: usize = 20;
+
+/// Step 5b: labels from the thoracolumbar transition. `vertebrae` are cranial first.
+///
+/// Counting allows for vertebrae the segmentation missed: a gap between two located
+/// centres of more than 1.5 times the local spacing counts as the vertebrae it can hold.
+fn label(vertebrae: &mut [LocatedVertebra]) -> Labelling {
+    let n = vertebrae.len();
+    if n < 2 {
+        return Labelling::Unlabelled;
+    }
+    // Ordinal position of each vertebra, with room for missed ones.
+    let gaps: Vec<f64> = vertebrae
+        .windows(2)
+        .map(|w| (w[0].s_mm - w[1].s_mm).abs())
+        .collect();
+    let mut ordinal = vec![0i64; n];
+    for i in 1..n {
+        let lo = (i - 1).saturating_sub(2);
+        let hi = (i + 2).min(gaps.len());
+        let mut local: Vec<f64> = gaps[lo..hi].to_vec();
+        let typical = percentile(&mut local, 0.5).max(1.0);
+        let steps = if gaps[i - 1] > 1.5 * typical {
+            (gaps[i - 1] / typical).round().max(1.0) as i64
+        } else {
+            1
+        };
+        ordinal[i] = ordinal[i - 1] + steps;
+    }
+    // Hypothesis: vertebra `t` is T12 (ribs at and above it, none below).
+    let mut best: Option<(usize, usize)> = None;
+    for t in 0..n - 1 {
+        let agree = vertebrae
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| v.has_ribs == (*i <= t))
+            .count();
+        if best.is_none_or(|(_, a)| agree > a) {
+            best = Some((t, agree));
+        }
+    }
+    let Some((t, agree)) = best else {
+        return Labelling::Unlabelled;
+    };
+    // Needs a rib-bearing T12 and a rib-less L1 at least, and the rest mostly consistent.
+    let consistent =
+        vertebrae[t].has_ribs && !vertebrae[t + 1].has_ribs && agree as f64 >= 0.85 * n as f64;
+    if !consistent {
+        return Labelling::Unlabelled;
+    }
+    for i in 0..n {
+        let index = 11 + ordinal[i] - ordinal[t];
+        vertebrae[i].label = usize::try_from(index)
+            .ok()
+            .and_then(VertebraLevel::from_index);
+    }
+    Labelling::ThoracolumbarTransition
+}

@@ -963,13 +963,19 @@ impl<'a> Builder<'a> {
                     0.15 * hp,
                 ));
                 pts.push(tip);
+                // The rib runs from the transverse process round the thorax: its angle
+                // (most posterior point) lies just behind the process, in front of the
+                // paraspinal muscles, and it ends anteriorly at the thorax's inner wall.
+                let y_front = cy - e.1;
+                let y_back = tip.y + 12.0 * self.body_scale;
+                let (ry, yc) = ((y_back - y_front) / 2.0, (y_back + y_front) / 2.0);
                 let phi0 = ((tip.x.abs() / e.0).clamp(0.0, 0.95)).asin();
                 let segments = 14;
                 for k in 0..=segments {
                     let phi = phi0 + (phi_end - phi0) * k as f64 / segments as f64;
                     let frac = (phi - phi0) / std::f64::consts::PI;
                     let z = z_tip - drop * frac.powf(0.9);
-                    pts.push(Vec3::new(side * e.0 * phi.sin(), cy + e.1 * phi.cos(), z));
+                    pts.push(Vec3::new(side * e.0 * phi.sin(), yc + ry * phi.cos(), z));
                 }
                 for pair in pts.windows(2) {
                     self.push(

@@ -1,0 +1,154 @@
+//! Issue 3: spine localisation on synthetic studies with known vertebrae.
+//!
+//! Acceptance (issue 3): vertebral centre error <= 2 mm median and <= 4 mm max; labels
+//! correct for >= 95 % of vertebrae when the coverage includes T1 or the sacrum.
+//!
+//! Met and asserted here: the median, no false vertebra, labels right for >= 95 % of
+//! the vertebrae labelled. Not met yet: the 4 mm maximum and the detection of the
+//! column's end vertebrae (T1, L5) in some studies; until they are, this test guards
+//! against regression with the bounds measured now (max 8 mm, at most 10 % missed).
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use spinewatch_core::truth::GroundTruth;
+use spinewatch_testkit::synth::spec::{PatientPosition, TransferSyntax};
+use spinewatch_testkit::synth::{SynthSpec, generate};
+use spinewatch_volume::select::{SelectRules, choose};
+use spinewatch_volume::spine::{self, Spine};
+use spinewatch_volume::{HuVolume, header, series};
+
+/// Largest centre error measured now (6.3 mm on 2026-11-21), as a regression bound.
+const MAX_ERROR_BOUND_MM: f64 = 8.0;
+/// Share of vertebrae missed now (5 of 85, the column's ends), as a regression bound.
+const MISSED_BOUND: f64 = 0.10;
+/// A located centre farther than this from every true centre is a false detection.
+const MATCH_RADIUS_MM: f64 = 12.0;
+
+fn locate(spec: &SynthSpec) -> (GroundTruth, Spine) {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(spec, dir.path()).unwrap();
+    let scan = header::scan(&[dir.path().to_owned()]).unwrap();
+    let (_, sorted) = choose(&series::group(scan.headers), &SelectRules::default())
+        .chosen
+        .unwrap();
+    let vol = HuVolume::decode(&sorted).unwrap();
+    (truth, spine::locate(&vol).unwrap())
+}
+
+/// The studies: curved, scoliotic, tilted, feet first, fractured, osteoporotic.
+fn specs() -> Vec<(&'static str, SynthSpec)> {
+    let mut out = Vec::new();
+    let mut s = SynthSpec::new(11);
+    s.age_years = 72;
+    s.fractures = vec!["L1:2:wedge".parse().unwrap(), "T8:3:crush".parse().unwrap()];
+    out.push(("fractures", s));
+    let mut s = SynthSpec::new(12);
+    s.kyphosis_deg = Some(55.0);
+    s.lordosis_deg = Some(60.0);
+    s.age_years = 85;
+    s.trabecular_hu = Some(60.0);
+    out.push(("curved osteoporotic", s));
+    let mut s = SynthSpec::new(13);
+    s.scoliosis_mm = 25.0;
+    s.fractures = vec!["T12:2:biconcave".parse().unwrap()];
+    out.push(("scoliosis", s));
+    let mut s = SynthSpec::new(14);
+    s.gantry_tilt_deg = 15.0;
+    s.patient_position = PatientPosition::Ffs;
+    s.slice_thickness_mm = 2.0;
+    s.slice_spacing_mm = 1.5;
+    s.transfer_syntax = TransferSyntax::Rle;
+    out.push(("tilted feet-first 2 mm", s));
+    let mut s = SynthSpec::new(15);
+    s.trabecular_hu = Some(280.0);
+    s.age_years = 51;
+    s.distractors = vec![
+        "T7:schmorl".parse().unwrap(),
+        "L3:osteophyte".parse().unwrap(),
+        "T8:wedging".parse().unwrap(),
+    ];
+    out.push(("young with distractors", s));
+    out
+}
+
+#[test]
+fn issue_3_vertebra_centres_and_labels_on_synthetic_studies() {
+    let mut errors = Vec::new();
+    let (mut labelled, mut labelled_right, mut missed, mut false_found) = (0, 0, 0, 0);
+    for (name, spec) in specs() {
+        let (truth, spine) = locate(&spec);
+        println!(
+            "{name}: {} vertebrae located, labelling {:?}",
+            spine.vertebrae.len(),
+            spine.labelling
+        );
+        let in_view: Vec<_> = truth
+            .vertebrae
+            .iter()
+            .filter(|v| v.in_field_of_view)
+            .collect();
+        for t in &in_view {
+            let nearest = spine
+                .vertebrae
+                .iter()
+                .map(|v| ((v.centre_mm - t.centre_mm).norm(), v))
+                .min_by(|a, b| a.0.total_cmp(&b.0));
+            match nearest {
+                Some((d, v)) if d <= MATCH_RADIUS_MM => {
+                    errors.push(d);
+                    if let Some(l) = v.label {
+                        labelled += 1;
+                        if l == t.label {
+                            labelled_right += 1;
+                        }
+                    }
+                    println!(
+                        "  {:<4} error {d:4.1} mm, label {:?}, ribs {}, height {:.1}",
+                        t.label.to_string(),
+                        v.label.map(|l| l.to_string()),
+                        v.has_ribs,
+                        v.height_mm
+                    );
+                }
+                _ => {
+                    missed += 1;
+                    println!("  {:<4} MISSED", t.label.to_string());
+                }
+            }
+        }
+        false_found += spine
+            .vertebrae
+            .iter()
+            .filter(|v| {
+                in_view
+                    .iter()
+                    .all(|t| (v.centre_mm - t.centre_mm).norm() > MATCH_RADIUS_MM)
+            })
+            .count();
+    }
+    errors.sort_by(f64::total_cmp);
+    let median = errors[errors.len() / 2];
+    let max = errors[errors.len() - 1];
+    let total = errors.len() + missed;
+    println!(
+        "centre error median {median:.2} mm, max {max:.2} mm over {} vertebrae; {missed} missed, {false_found} false; labels {labelled_right}/{labelled}",
+        errors.len()
+    );
+    assert!(median <= 2.0, "median centre error {median:.2} mm");
+    // Regression bounds, not the acceptance (4 mm, every vertebra): see the module doc.
+    assert!(max <= MAX_ERROR_BOUND_MM, "max centre error {max:.2} mm");
+    assert!(
+        missed as f64 <= MISSED_BOUND * total as f64,
+        "{missed} of {total} vertebrae missed"
+    );
+    assert_eq!(false_found, 0, "located vertebrae that are not there");
+    assert!(
+        labelled as f64 >= 0.95 * errors.len() as f64,
+        "only {labelled} of {} labelled",
+        errors.len()
+    );
+    assert!(
+        labelled_right as f64 >= 0.95 * labelled as f64,
+        "labels right for {labelled_right} of {labelled}"
+    );
+}
