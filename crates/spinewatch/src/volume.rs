@@ -118,7 +118,7 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<ExitCode> {
     for (i, v) in choice.verdicts.iter().enumerate() {
         let chosen = choice.chosen.as_ref().is_some_and(|(c, _)| *c == i);
         let verdict = match &v.rejection {
-            None if chosen => "CHOSEN".to_owned(),
+            _ if chosen => "CHOSEN".to_owned(),
             None => "candidate".to_owned(),
             Some(r) => format!("set aside: {r}"),
         };

@@ -15,11 +15,21 @@ use crate::{HuVolume, Result};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum NotAnalysable {
-    /// No series is an axial original CT series within the rules (too thick, too few
-    /// slices, localizers and captures only...).
+    /// No series is an axial original CT image series (localizers, captures, reformats
+    /// or irregular slices only).
     NoSuitableSeries {
         /// Why, from the series choice.
         detail: String,
+    },
+    /// The best series has slices thicker than the rules allow.
+    SeriesTooThick {
+        /// Its SliceThickness, mm.
+        thickness_mm: f64,
+    },
+    /// The best series has too few slices to hold a vertebra.
+    TooFewSlices {
+        /// How many.
+        slices: usize,
     },
     /// The chosen series' pixels could not be decoded.
     CorruptPixelData {
@@ -37,6 +47,10 @@ impl std::fmt::Display for NotAnalysable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::NoSuitableSeries { detail } => write!(f, "no suitable series: {detail}"),
+            Self::SeriesTooThick { thickness_mm } => {
+                write!(f, "series too thick ({thickness_mm} mm)")
+            }
+            Self::TooFewSlices { slices } => write!(f, "too few slices ({slices})"),
             Self::CorruptPixelData { detail } => write!(f, "corrupt pixel data: {detail}"),
             Self::NoSpine { detail } => write!(f, "no spine: {detail}"),
         }
@@ -112,6 +126,19 @@ pub fn analyse(paths: &[PathBuf], rules: &SelectRules) -> Result<Analysis> {
         });
         return Ok(analysis);
     };
+    match &analysis.choice.inadequate {
+        Some(select::Rejection::TooThick { thickness_mm }) => {
+            analysis.not_analysable = Some(NotAnalysable::SeriesTooThick {
+                thickness_mm: *thickness_mm,
+            });
+            return Ok(analysis);
+        }
+        Some(select::Rejection::TooFewSlices { slices }) => {
+            analysis.not_analysable = Some(NotAnalysable::TooFewSlices { slices: *slices });
+            return Ok(analysis);
+        }
+        _ => {}
+    }
     let volume = match HuVolume::decode(sorted) {
         Ok(v) => v,
         Err(e) => {

@@ -96,6 +96,11 @@ pub enum Error {
         /// What is wrong.
         problem: String,
     },
+    /// The HU volume could not be resampled to isotropic voxels. The
+    /// [`ResampleError`](crate::resample::ResampleError) source carries the context
+    /// (spacing asked for, sizes, affine): a volume has no path of its own.
+    #[error("could not resample the volume to isotropic voxels")]
+    Resample(#[from] crate::resample::ResampleError),
     /// No image was found in the given paths.
     #[error("no DICOM image found in the given paths")]
     NoImages,
@@ -103,3 +108,28 @@ pub enum Error {
 
 /// Result with the volume [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::resample::ResampleError;
+
+    #[test]
+    fn resample_error_converts_and_keeps_its_context() {
+        let e: Error = ResampleError::InvalidSpacing { spacing_mm: -1.0 }.into();
+        assert_eq!(
+            e.to_string(),
+            "could not resample the volume to isotropic voxels"
+        );
+        assert!(matches!(
+            e.source().and_then(|s| s.downcast_ref::<ResampleError>()),
+            Some(ResampleError::InvalidSpacing { .. })
+        ));
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("resampling spacing -1 mm is not a positive finite number")
+        );
+    }
+}

@@ -5,7 +5,10 @@
 //! JPEG lossless and 8-bit DCT (jpeg-decoder), JPEG-LS (CharLS) and JPEG 2000 (openjp2)
 //! through dicom-pixeldata; 12-bit JPEG Extended and the retired progressive JPEG
 //! syntaxes through our own decoder ([`JpegError`] names its failures).
-//! [`HuVolume::decode`] rescales them to HU slice by slice.
+//! [`HuVolume::decode`] rescales them to HU slice by slice, straight from the decoded
+//! bytes into the volume's plane: in `i32` arithmetic when RescaleSlope is 1 and the
+//! intercept an integer (nearly every CT), which gives the same HU as the `f64` form used
+//! otherwise, bit for bit.
 
 use std::path::Path;
 
@@ -111,60 +114,15 @@ pub fn decode_stored(path: &Path) -> Result<StoredFrame> {
 /// rounding; bit-exact to OpenJPEG today).
 pub fn decode_stored_frame(path: &Path, frame: u32) -> Result<StoredFrame> {
     let obj = crate::open::open(path, None)?;
-    let transfer_syntax_uid = obj.meta().transfer_syntax().to_owned();
-    let frames = obj
-        .get(tags::NUMBER_OF_FRAMES)
-        .and_then(|e| e.to_int::<u32>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let (layout, bytes) =
-        if let Some((mut layout, image)) = decode_jpeg_dct(path, &obj, frame, frames)? {
-            let bytes: Vec<u8> = if layout.bits_allocated == 8 && image.header.precision == 8 {
-                image.samples.iter().map(|&v| v as u8).collect()
-            } else {
-                // Samples are at most 12 bits here: handed over as 16-bit words.
-                layout.bits_allocated = 16;
-                image.samples.iter().flat_map(|v| v.to_le_bytes()).collect()
-            };
-            (layout, bytes)
-        } else if let Some(native) = native_ybr_full_422(path, &obj, frame)? {
-            native
-        } else {
-            check_transfer_syntax(path, &transfer_syntax_uid)?;
-            let decoded = obj
-                .decode_pixel_data_frame(frame)
-                .map_err(|source| Error::Decode {
-                    path: path.to_owned(),
-                    source: Box::new(source),
-                })?;
-            let layout = Layout {
-                rows: decoded.rows(),
-                cols: decoded.columns(),
-                samples: decoded.samples_per_pixel(),
-                bits_allocated: decoded.bits_allocated(),
-                bits_stored: decoded.bits_stored(),
-                signed: decoded.pixel_representation() == PixelRepresentation::Signed,
-                planar: decoded.samples_per_pixel() > 1
-                    && decoded.planar_configuration() == PlanarConfiguration::PixelFirst,
-                photometric_interpretation: decoded.photometric_interpretation().to_string(),
-            };
-            let bytes = decoded
-                .frame_data(0)
-                .map_err(|source| Error::Decode {
-                    path: path.to_owned(),
-                    source: Box::new(source),
-                })?
-                .to_vec();
-            (layout, bytes)
-        };
+    let (layout, bytes) = decode_frame(path, &obj, frame)?;
     let values = layout.values(path, &bytes)?;
     let (rescale_slope, rescale_intercept) = rescale(&obj, frame);
     Ok(StoredFrame {
-        transfer_syntax_uid,
+        transfer_syntax_uid: obj.meta().transfer_syntax().to_owned(),
         rows: layout.rows,
         cols: layout.cols,
         samples_per_pixel: layout.samples,
-        frames,
+        frames: number_of_frames(&obj),
         bits_allocated: layout.bits_allocated,
         bits_stored: layout.bits_stored,
         signed: layout.signed,
@@ -174,6 +132,58 @@ pub fn decode_stored_frame(path: &Path, frame: u32) -> Result<StoredFrame> {
         rescale_intercept,
         padding: padding_range(&obj, layout.signed),
     })
+}
+
+/// NumberOfFrames of `obj`, 1 when absent or not a positive integer.
+fn number_of_frames(obj: &DefaultDicomObject) -> u32 {
+    obj.get(tags::NUMBER_OF_FRAMES)
+        .and_then(|e| e.to_int::<u32>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The layout and little-endian sample bytes of frame `frame` (from 0) of `obj`, from
+/// whichever decoder [`decode_stored_frame`] documents; `bytes` holds exactly that
+/// frame.
+fn decode_frame(path: &Path, obj: &DefaultDicomObject, frame: u32) -> Result<(Layout, Vec<u8>)> {
+    let frames = number_of_frames(obj);
+    if let Some((mut layout, image)) = decode_jpeg_dct(path, obj, frame, frames)? {
+        let bytes: Vec<u8> = if layout.bits_allocated == 8 && image.header.precision == 8 {
+            image.samples.iter().map(|&v| v as u8).collect()
+        } else {
+            // Samples are at most 12 bits here: handed over as 16-bit words.
+            layout.bits_allocated = 16;
+            image.samples.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
+        return Ok((layout, bytes));
+    }
+    if let Some(native) = native_ybr_full_422(path, obj, frame)? {
+        return Ok(native);
+    }
+    check_transfer_syntax(path, obj.meta().transfer_syntax())?;
+    let decode_error = |source| Error::Decode {
+        path: path.to_owned(),
+        source: Box::new(source),
+    };
+    let decoded = obj.decode_pixel_data_frame(frame).map_err(decode_error)?;
+    let layout = Layout {
+        rows: decoded.rows(),
+        cols: decoded.columns(),
+        samples: decoded.samples_per_pixel(),
+        bits_allocated: decoded.bits_allocated(),
+        bits_stored: decoded.bits_stored(),
+        signed: decoded.pixel_representation() == PixelRepresentation::Signed,
+        planar: decoded.samples_per_pixel() > 1
+            && decoded.planar_configuration() == PlanarConfiguration::PixelFirst,
+        photometric_interpretation: decoded.photometric_interpretation().to_string(),
+    };
+    // `frame_data` checks that the decoded buffer holds a whole frame; the buffer is then
+    // taken over rather than copied (it is the frame's own copy already, one frame long
+    // or longer), which saves a frame-sized allocation and copy per slice.
+    let frame_len = decoded.frame_data(0).map_err(decode_error)?.len();
+    let mut bytes = decoded.into_data();
+    bytes.truncate(frame_len);
+    Ok((layout, bytes))
 }
 
 /// [`Error::UnsupportedTransferSyntax`] unless dicom-pixeldata can decode `uid`.
@@ -236,8 +246,10 @@ impl Layout {
         })
     }
 
-    /// Sample values of one frame's little-endian `bytes`, interleaved.
-    fn values(&self, path: &Path, bytes: &[u8]) -> Result<Vec<i32>> {
+    /// How to read this layout's samples out of one frame's little-endian `bytes`:
+    /// [`Error::UnsupportedPixels`] for samples of other than 8, 16 or 32 bits, a
+    /// BitsStored that does not fit them, or fewer bytes than the frame needs.
+    fn format(&self, path: &Path, bytes: &[u8]) -> Result<SampleFormat> {
         let unsupported = |what: String| Error::UnsupportedPixels {
             path: path.to_owned(),
             what,
@@ -264,42 +276,212 @@ impl Layout {
                 self.samples
             )));
         }
-        let mask = if bits_stored >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << bits_stored) - 1
-        };
-        let signed = self.signed;
-        // Bits above BitsStored may hold anything (PS3.5 8.1.1): mask, then sign-extend.
-        let sample = |i: usize| -> i32 {
-            let raw = match bytes_per_sample {
-                1 => u32::from(bytes[i]),
-                2 => u32::from(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]])),
-                _ => u32::from_le_bytes([
-                    bytes[4 * i],
-                    bytes[4 * i + 1],
-                    bytes[4 * i + 2],
-                    bytes[4 * i + 3],
-                ]),
-            };
-            let v = raw & mask;
-            if signed && bits_stored < 32 && (v >> (bits_stored - 1)) & 1 == 1 {
-                (v | !mask) as i32
-            } else {
-                v as i32
-            }
-        };
+        Ok(SampleFormat {
+            bytes_per_sample,
+            unused_bits: 32 - u32::from(bits_stored),
+            signed: self.signed,
+        })
+    }
+
+    /// Sample values of one frame's little-endian `bytes`, interleaved.
+    fn values(&self, path: &Path, bytes: &[u8]) -> Result<Vec<i32>> {
+        let format = self.format(path, bytes)?;
+        let n = self.rows as usize * self.cols as usize * usize::from(self.samples);
         Ok(if self.planar {
             let plane = self.rows as usize * self.cols as usize;
             let spp = usize::from(self.samples);
             (0..n)
-                .map(|i| sample((i % spp) * plane + i / spp))
+                .map(|i| format.sample(bytes, (i % spp) * plane + i / spp))
                 .collect()
         } else {
-            (0..n).map(sample).collect()
+            (0..n).map(|i| format.sample(bytes, i)).collect()
         })
     }
 }
+
+/// How stored sample values are laid out in little-endian bytes, checked against the
+/// data by [`Layout::format`].
+#[derive(Debug, Clone, Copy)]
+struct SampleFormat {
+    /// 1, 2 or 4 (BitsAllocated / 8).
+    bytes_per_sample: usize,
+    /// Bits of the 32-bit word above BitsStored: 0..=31.
+    unused_bits: u32,
+    /// PixelRepresentation 1: two's complement.
+    signed: bool,
+}
+
+impl SampleFormat {
+    /// Sample `i` of `bytes`.
+    fn sample(self, bytes: &[u8], i: usize) -> i32 {
+        let n = self.bytes_per_sample;
+        let mut word = [0u8; 4];
+        word[..n].copy_from_slice(&bytes[n * i..n * (i + 1)]);
+        self.value(u32::from_le_bytes(word))
+    }
+
+    /// The value of the sample word `raw`: bits above BitsStored may hold anything
+    /// (PS3.5 8.1.1), so they are shifted out, and shifting back sign-extends a signed
+    /// value (arithmetic shift) or zero-fills an unsigned one.
+    fn value(self, raw: u32) -> i32 {
+        if self.signed {
+            stored_value::<true>(raw, self.unused_bits)
+        } else {
+            stored_value::<false>(raw, self.unused_bits)
+        }
+    }
+}
+
+/// [`SampleFormat::value`] with the sign known at compile time.
+#[inline(always)]
+fn stored_value<const SIGNED: bool>(raw: u32, unused_bits: u32) -> i32 {
+    if SIGNED {
+        ((raw << unused_bits) as i32) >> unused_bits
+    } else {
+        ((raw << unused_bits) >> unused_bits) as i32
+    }
+}
+
+/// The Modality LUT of a CT slice: HU = round(stored x RescaleSlope + RescaleIntercept),
+/// saturated to `i16` (PS3.3 C.11.1.1.2). Two implementations that give the same
+/// result for every stored value they are used for (see the tests).
+trait Rescale: Copy {
+    /// HU of stored value `stored`.
+    fn hu(self, stored: i32) -> i16;
+}
+
+/// Any slope and intercept, in `f64` as the standard states the transform.
+#[derive(Debug, Clone, Copy)]
+struct LinearRescale {
+    slope: f64,
+    intercept: f64,
+}
+
+impl Rescale for LinearRescale {
+    #[inline(always)]
+    fn hu(self, stored: i32) -> i16 {
+        (f64::from(stored) * self.slope + self.intercept)
+            .round()
+            .clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16
+    }
+}
+
+/// Largest |intercept| that [`IntegerRescale`] adds as it is; beyond it the intercept is
+/// clamped to this, which changes no result: with stored values of at most 16 bits
+/// (|stored| <= 65535), stored + intercept is then beyond ±(2^20 - 2^16), far outside
+/// the `i16` range, either way, and `i32` arithmetic cannot overflow.
+const INTEGER_INTERCEPT_LIMIT: i32 = 1 << 20;
+
+/// RescaleSlope 1 and an integral RescaleIntercept (nearly every CT) on samples of 8 or
+/// 16 bits: an `i32` addition and clamp, which vectorises, where [`LinearRescale`] calls
+/// libm's `round` per pixel. Exact: the `f64` sum of two integers this small is exact,
+/// and rounding an integer is the identity.
+#[derive(Debug, Clone, Copy)]
+struct IntegerRescale {
+    intercept: i32,
+}
+
+impl IntegerRescale {
+    /// The integer form of `(slope, intercept)`, `None` unless slope is 1 and the
+    /// intercept a finite integer.
+    fn new(slope: f64, intercept: f64) -> Option<Self> {
+        // `fract` of an infinity or NaN is NaN: those are refused here too.
+        (slope == 1.0 && intercept.fract() == 0.0).then(|| {
+            let limit = f64::from(INTEGER_INTERCEPT_LIMIT);
+            Self {
+                intercept: intercept.clamp(-limit, limit) as i32,
+            }
+        })
+    }
+}
+
+impl Rescale for IntegerRescale {
+    #[inline(always)]
+    fn hu(self, stored: i32) -> i16 {
+        (stored + self.intercept).clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16
+    }
+}
+
+/// A padding range that matches no value (low above high).
+const NO_PADDING: (i32, i32) = (i32::MAX, i32::MIN);
+
+/// Writes the HU of the first `out.len()` samples of `bytes` into `out`, padding
+/// (stored values in `padding`, inclusive) as [`PADDING_HU`]; returns how many were
+/// padding. Slope 1 with an integral intercept on 8- or 16-bit samples (nearly every CT
+/// slice) takes the integer path, everything else the `f64` one: both give the same HU.
+fn stored_to_hu(
+    format: SampleFormat,
+    bytes: &[u8],
+    padding: Option<(i32, i32)>,
+    (slope, intercept): (f64, f64),
+    out: &mut [i16],
+) -> usize {
+    let padding = padding.unwrap_or(NO_PADDING);
+    match IntegerRescale::new(slope, intercept) {
+        Some(integer) if format.bytes_per_sample <= 2 => {
+            rescale_any(format, bytes, padding, integer, out)
+        }
+        _ => {
+            let linear = LinearRescale { slope, intercept };
+            rescale_any(format, bytes, padding, linear, out)
+        }
+    }
+}
+
+/// [`rescale_samples`] for `format`'s sample width and sign.
+fn rescale_any<R: Rescale>(
+    format: SampleFormat,
+    bytes: &[u8],
+    padding: (i32, i32),
+    rescale: R,
+    out: &mut [i16],
+) -> usize {
+    let u = format.unused_bits;
+    match (format.bytes_per_sample, format.signed) {
+        (1, false) => rescale_samples::<1, false, R>(u, bytes, padding, rescale, out),
+        (1, true) => rescale_samples::<1, true, R>(u, bytes, padding, rescale, out),
+        (2, false) => rescale_samples::<2, false, R>(u, bytes, padding, rescale, out),
+        (2, true) => rescale_samples::<2, true, R>(u, bytes, padding, rescale, out),
+        (_, false) => rescale_samples::<4, false, R>(u, bytes, padding, rescale, out),
+        (_, true) => rescale_samples::<4, true, R>(u, bytes, padding, rescale, out),
+    }
+}
+
+/// The per-pixel loop of [`stored_to_hu`], for samples of `N` bytes, signed or not, and
+/// one [`Rescale`]: monomorphised and without branches (the padding test is a select),
+/// so that the integer form vectorises.
+fn rescale_samples<const N: usize, const SIGNED: bool, R: Rescale>(
+    unused_bits: u32,
+    bytes: &[u8],
+    (low, high): (i32, i32),
+    rescale: R,
+    out: &mut [i16],
+) -> usize {
+    let mut padded = 0;
+    // Counted per chunk in `u32`, the width of the lanes the loop runs in (a `usize`
+    // count would halve them); a chunk cannot overflow it.
+    for (out, bytes) in out
+        .chunks_mut(COUNT_CHUNK_PIXELS)
+        .zip(bytes.chunks(COUNT_CHUNK_PIXELS * N))
+    {
+        let mut chunk_padded = 0u32;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(N)) {
+            let mut word = [0u8; 4];
+            word[..N].copy_from_slice(b);
+            let stored = stored_value::<SIGNED>(u32::from_le_bytes(word), unused_bits);
+            let pad = (low <= stored) & (stored <= high);
+            chunk_padded += u32::from(pad);
+            let hu = rescale.hu(stored);
+            *o = if pad { PADDING_HU } else { hu };
+        }
+        padded += chunk_padded as usize;
+    }
+    padded
+}
+
+/// Pixels per chunk of [`rescale_samples`]' padding count: far below `u32::MAX`, far
+/// above a loop's start-up cost.
+const COUNT_CHUNK_PIXELS: usize = 1 << 16;
 
 /// JPEG Extended (Process 2 & 4).
 const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
@@ -493,43 +675,39 @@ fn rescale(obj: &DefaultDicomObject, frame: u32) -> (f64, f64) {
 }
 
 /// Decodes one slice into `out` (row-major HU); returns the padded pixel count.
+///
+/// The stored values are those of [`decode_stored`], rescaled straight from the decoded
+/// bytes into `out` by [`stored_to_hu`]: no per-slice buffer of values.
 fn decode_slice(path: &Path, rows: usize, cols: usize, out: &mut [i16]) -> Result<usize> {
-    let frame = decode_stored(path)?;
+    let obj = crate::open::open(path, None)?;
+    let (layout, bytes) = decode_frame(path, &obj, 0)?;
+    let format = layout.format(path, &bytes)?;
     let unsupported = |what: String| Error::UnsupportedPixels {
         path: path.to_owned(),
         what,
     };
-    if frame.samples_per_pixel != 1 {
-        return Err(unsupported(format!(
-            "{} samples per pixel",
-            frame.samples_per_pixel
-        )));
+    if layout.samples != 1 {
+        return Err(unsupported(format!("{} samples per pixel", layout.samples)));
     }
-    if !frame.photometric_interpretation.starts_with("MONOCHROME") {
+    if !layout.photometric_interpretation.starts_with("MONOCHROME") {
         return Err(unsupported(format!(
             "photometric interpretation {}",
-            frame.photometric_interpretation
+            layout.photometric_interpretation
         )));
     }
-    if frame.rows as usize != rows || frame.cols as usize != cols {
+    if layout.rows as usize != rows || layout.cols as usize != cols {
         return Err(unsupported(format!(
             "{}x{} pixels where the header said {rows}x{cols}",
-            frame.rows, frame.cols
+            layout.rows, layout.cols
         )));
     }
-    let (slope, intercept) = (frame.rescale_slope, frame.rescale_intercept);
-    let mut padded = 0;
-    for (o, &s) in out.iter_mut().zip(&frame.values) {
-        if frame.padding.is_some_and(|(lo, hi)| (lo..=hi).contains(&s)) {
-            *o = PADDING_HU;
-            padded += 1;
-        } else {
-            *o = (f64::from(s) * slope + intercept)
-                .round()
-                .clamp(f64::from(i16::MIN), f64::from(i16::MAX)) as i16;
-        }
-    }
-    Ok(padded)
+    Ok(stored_to_hu(
+        format,
+        &bytes,
+        padding_range(&obj, layout.signed),
+        rescale(&obj, 0),
+        out,
+    ))
 }
 
 impl HuVolume {
@@ -581,3 +759,6 @@ impl HuVolume {
         Some(lerp(lerp(c00, c01, fy), lerp(c10, c11, fy), fz))
     }
 }
+
+#[cfg(test)]
+mod tests;

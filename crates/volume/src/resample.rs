@@ -84,7 +84,8 @@ const INDEX_SNAP_TOL: f64 = 1e-6;
 /// Below this `|det|` of the voxel steps (mm³) the input grid is degenerate.
 const DEGENERATE_DET_MM3: f64 = 1e-12;
 
-/// Why a volume could not be resampled.
+/// Why a volume could not be resampled. Converts into the crate's
+/// [`Error::Resample`](crate::Error::Resample) with `?`.
 #[derive(Debug, thiserror::Error)]
 pub enum ResampleError {
     /// The requested spacing is zero, negative or not a number.

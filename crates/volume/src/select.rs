@@ -104,18 +104,24 @@ pub struct Choice {
     pub verdicts: Vec<SeriesVerdict>,
     /// The chosen series, sorted, and its index in `verdicts`.
     pub chosen: Option<(usize, SortedSeries)>,
+    /// Set when the chosen series is the best there is but breaks a rule of adequacy
+    /// (too thick, too few slices): the study is then not analysable for that reason.
+    pub inadequate: Option<Rejection>,
     /// Why the chosen one won.
     pub why: String,
 }
 
-/// Chooses among `series`: CT images, not localizers, ORIGINAL; axial; thin enough;
-/// then PRIMARY before SECONDARY, the thinnest, then the most slices.
+/// Chooses among `series`. Candidates are CT images, not localizers, ORIGINAL, axial,
+/// with regular geometry; among them those thin enough with enough slices come first,
+/// then PRIMARY before SECONDARY, the thinnest, the most slices. When no candidate is
+/// adequate the best one is still chosen, with the rule it breaks in
+/// [`Choice::inadequate`].
 pub fn choose(series: &[SeriesHeaders], rules: &SelectRules) -> Choice {
     let mut verdicts = Vec::with_capacity(series.len());
-    let mut candidates: Vec<(usize, SortedSeries, bool)> = Vec::new();
+    let mut candidates: Vec<(usize, SortedSeries, bool, Option<Rejection>)> = Vec::new();
     for (i, s) in series.iter().enumerate() {
         let h = s.first();
-        let rejection = (|| {
+        let hard = (|| {
             if h.sop_class_uid != CT_IMAGE_STORAGE && h.sop_class_uid != ENHANCED_CT_IMAGE_STORAGE {
                 return Some(Rejection::NotCtImage {
                     sop_class_uid: h.sop_class_uid.clone(),
@@ -133,26 +139,31 @@ pub fn choose(series: &[SeriesHeaders], rules: &SelectRules) -> Choice {
                     return Some(Rejection::NotAxial { angle_deg: angle });
                 }
             }
-            if let Some(t) = h.slice_thickness_mm
-                && t > rules.max_slice_thickness_mm
-            {
-                return Some(Rejection::TooThick { thickness_mm: t });
-            }
-            if s.instances.len() < rules.min_slices {
-                return Some(Rejection::TooFewSlices {
-                    slices: s.instances.len(),
-                });
-            }
-            match SortedSeries::new(s) {
-                Ok(sorted) => {
-                    candidates.push((i, sorted, h.is_primary()));
-                    None
-                }
-                Err(e) => Some(Rejection::Geometry {
-                    problem: e.to_string(),
-                }),
-            }
+            None
         })();
+        let rejection = match hard {
+            Some(r) => Some(r),
+            None => {
+                let soft = match h.slice_thickness_mm {
+                    Some(t) if t > rules.max_slice_thickness_mm => {
+                        Some(Rejection::TooThick { thickness_mm: t })
+                    }
+                    _ if s.instances.len() < rules.min_slices => Some(Rejection::TooFewSlices {
+                        slices: s.instances.len(),
+                    }),
+                    _ => None,
+                };
+                match SortedSeries::new(s) {
+                    Ok(sorted) => {
+                        candidates.push((i, sorted, h.is_primary(), soft.clone()));
+                        soft
+                    }
+                    Err(e) => Some(Rejection::Geometry {
+                        problem: e.to_string(),
+                    }),
+                }
+            }
+        };
         verdicts.push(SeriesVerdict {
             series: s.label(),
             number: h.series_number,
@@ -163,23 +174,32 @@ pub fn choose(series: &[SeriesHeaders], rules: &SelectRules) -> Choice {
             rejection,
         });
     }
-    let n_candidates = candidates.len();
+    let n_candidates = candidates.iter().filter(|c| c.3.is_none()).count();
     candidates.sort_by(|a, b| {
-        b.2.cmp(&a.2)
+        a.3.is_some()
+            .cmp(&b.3.is_some())
+            .then(b.2.cmp(&a.2))
             .then(a.1.spacing_mm[2].total_cmp(&b.1.spacing_mm[2]))
             .then(b.1.slices.len().cmp(&a.1.slices.len()))
     });
-    let chosen = candidates.into_iter().next().map(|(i, s, _)| (i, s));
-    let why = match &chosen {
-        None => "no series is an axial, original CT image series within the rules".to_owned(),
-        Some((_, s)) if n_candidates == 1 => {
+    let best = candidates.into_iter().next();
+    let inadequate = best.as_ref().and_then(|c| c.3.clone());
+    let chosen = best.map(|(i, s, _, _)| (i, s));
+    let why = match (&chosen, &inadequate) {
+        (None, _) => "no series is an axial, original CT image series".to_owned(),
+        (Some((_, s)), Some(r)) => format!(
+            "the best there is, but not adequate ({r}): {} slices at {:.2} mm",
+            s.slices.len(),
+            s.spacing_mm[2]
+        ),
+        (Some((_, s)), None) if n_candidates == 1 => {
             format!(
                 "the only candidate: {} slices at {:.2} mm",
                 s.slices.len(),
                 s.spacing_mm[2]
             )
         }
-        Some((_, s)) => format!(
+        (Some((_, s)), None) => format!(
             "best of {n_candidates} candidates (primary first, then thinnest, then most slices): {} slices at {:.2} mm",
             s.slices.len(),
             s.spacing_mm[2]
@@ -188,6 +208,7 @@ pub fn choose(series: &[SeriesHeaders], rules: &SelectRules) -> Choice {
     Choice {
         verdicts,
         chosen,
+        inadequate,
         why,
     }
 }

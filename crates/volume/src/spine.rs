@@ -35,8 +35,8 @@ pub const BONE_BOX_FLOOR_HU: f64 = 150.0;
 const BONE_BOX_CAP_HU: f64 = 700.0;
 /// Cortical bone threshold for walls, endplates and ribs, HU.
 pub const CORTEX_HU: f64 = 250.0;
-/// Shortest continuous column accepted as a spine, mm (about two vertebrae).
-pub const MIN_COLUMN_MM: f64 = 50.0;
+/// Shortest continuous column accepted as a spine, mm (one vertebra and its discs).
+pub const MIN_COLUMN_MM: f64 = 30.0;
 /// Arc-length step of the centreline and of the straightened block, mm.
 pub const STEP_MM: f64 = 0.5;
 /// Half-width of the AP range sampled around the rough column, mm.
@@ -48,6 +48,10 @@ const EXTEND_MM: f64 = 20.0;
 /// Within this distance of the column's ends a body without a visible canal is taken
 /// from its bright hump, mm.
 const END_FALLBACK_MM: f64 = 40.0;
+/// Fewest bodies that make a spine.
+const MIN_BODIES: usize = 2;
+/// A span this many times the median body height is two merged bodies.
+const MERGED_BODY_RATIO: f64 = 1.6;
 /// Shortest and longest body accepted between two discs, mm.
 const BODY_MM: (f64, f64) = (8.0, 45.0);
 
@@ -62,7 +66,7 @@ pub enum NoSpine {
         /// Its length, mm.
         length_mm: f64,
     },
-    /// A column was found but no vertebral body could be delimited on it.
+    /// A column was found but fewer than two vertebral bodies could be delimited on it.
     NoVertebraDelimited,
 }
 
@@ -171,7 +175,9 @@ pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
     let walls = walls(&block);
     let offsets = smooth_offsets(&walls, centreline.len());
     let mut vertebrae = bodies(&block, &centreline, &walls, &offsets);
-    if vertebrae.is_empty() {
+    // A lone "body" is not evidence of a spine (the skull base makes one in a head
+    // CT); a column shows at least two bodies with their disc.
+    if vertebrae.len() < MIN_BODIES {
         return Err(NoSpine::NoVertebraDelimited);
     }
     for v in &mut vertebrae {
@@ -263,7 +269,7 @@ fn rough_column(volume: &HuVolume) -> Vec<Option<Vec3>> {
             let hx = (18.0 / (px * fx as f64)).round() as usize;
             let hy = (25.0 / (py * fy as f64)).round() as usize;
             let area = ((2 * hx + 1) * (2 * hy + 1)) as f64;
-            let mut all: Vec<(f64, Vec3)> = Vec::new();
+            let mut all: Vec<(f64, Vec3, usize, usize)> = Vec::new();
             for j in hy..cy.saturating_sub(hy) {
                 for i in hx..cx.saturating_sub(hx) {
                     let p = pos(i, j);
@@ -274,88 +280,146 @@ fn rough_column(volume: &HuVolume) -> Vec<Option<Vec3>> {
                         continue;
                     }
                     let mean = box_sum(i - hx, j - hy, i + hx + 1, j + hy + 1) / area;
-                    // Midline prior: 1 HU of bone mass per mm off the midline (the tracking
-                    // keeps the column continuous where scoliosis takes it aside). A vertebra
+                    // Midline prior: 1 HU of bone mass per mm off the midline. A vertebra
                     // with its arch averages well above the floor over the box.
                     let score = mean - (p.x - mid_x).abs();
                     if score > 25.0 {
-                        all.push((score, p));
+                        all.push((score, p, i, j));
                     }
                 }
             }
-            // The best few, at least 12 mm apart: the body, its arch, a neighbour...
+            // The best boxes, at least 12 mm apart: the body, its arch, a neighbour, or
+            // contrast in the aorta or the stomach...
             all.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let mut picked: Vec<(f64, Vec3)> = Vec::with_capacity(CANDIDATES_PER_SLICE);
-            for c in all {
-                if picked.iter().all(|q| (q.1 - c.1).norm() > 12.0) {
-                    picked.push(c);
-                    if picked.len() == CANDIDATES_PER_SLICE {
+            let mut picked: Vec<(f64, Vec3, usize, usize)> = Vec::new();
+            for (score, p, i, j) in all {
+                if picked.iter().all(|q| (q.1 - p).norm() > 12.0) {
+                    picked.push((score, p, i, j));
+                    if picked.len() == 3 * CANDIDATES_PER_SLICE {
                         break;
                     }
                 }
             }
-            picked
+            // ...of which only a vertebra holds a canal: soft tissue enclosed by bone.
+            let at = |i: i64, j: i64| -> Option<f64> {
+                (i >= 0 && j >= 0 && (i as usize) < cx && (j as usize) < cy)
+                    .then(|| hu[j as usize * cx + i as usize])
+            };
+            let ray_px = ((16.0 / (px * fx as f64)).round() as i64).max(2);
+            let enclosed = |i: i64, j: i64| -> bool {
+                let dirs = [
+                    (1, 0),
+                    (1, 1),
+                    (0, 1),
+                    (-1, 1),
+                    (-1, 0),
+                    (-1, -1),
+                    (0, -1),
+                    (1, -1),
+                ];
+                let hits = dirs
+                    .iter()
+                    .filter(|(di, dj)| {
+                        (1..=ray_px)
+                            .any(|t| at(i + di * t, j + dj * t).is_some_and(|v| v > CANAL_WALL_HU))
+                    })
+                    .count();
+                hits >= 7
+            };
+            let mut ranked: Vec<(f64, Vec3)> = picked
+                .into_iter()
+                .map(|(score, p, i, j)| {
+                    let (i, j) = (i as i64, j as i64);
+                    let has_canal = (-(hx as i64)..=hx as i64).any(|di| {
+                        (-(hy as i64)..=hy as i64).any(|dj| {
+                            at(i + di, j + dj).is_some_and(|v| (-100.0..=120.0).contains(&v))
+                                && enclosed(i + di, j + dj)
+                        })
+                    });
+                    (
+                        if has_canal {
+                            score + CANAL_BONUS
+                        } else {
+                            score
+                        },
+                        p,
+                    )
+                })
+                .collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+            ranked.truncate(CANDIDATES_PER_SLICE);
+            ranked
         })
         .collect();
     track(&candidates, volume.affine.slice_step.norm().max(1e-3))
 }
 
+/// Bone around a canal must be this dense: cortex, not contrast-enhanced blood (the
+/// aorta and heart reach 200-400 HU in venous and arterial phases).
+const CANAL_WALL_HU: f64 = 450.0;
+/// Score added to a box that holds a canal (box-mean HU): it outranks contrast.
+const CANAL_BONUS: f64 = 200.0;
 /// Candidates kept per slice for the tracking.
-const CANDIDATES_PER_SLICE: usize = 4;
+const CANDIDATES_PER_SLICE: usize = 8;
 /// Cost of moving the column between slices, in box-mean HU per mm moved per mm of
 /// slice distance: the column is smooth, an osteoporotic body and its own spinous
 /// process score alike.
 const TRACK_JUMP_COST: f64 = 8.0;
 
-/// Viterbi path through the candidates of consecutive slices, maximising the summed
-/// score less the cost of jumps; slices without a candidate break the path.
+/// Viterbi path through the candidates of the slices, maximising the summed score less
+/// the cost of jumps; the path may skip up to [`TRACK_MAX_SKIP_MM`] (at a cost)
+/// rather than jump to something else where the column scores poorly.
 fn track(candidates: &[Vec<(f64, Vec3)>], dz_mm: f64) -> Vec<Option<Vec3>> {
     let n = candidates.len();
+    // best[k][c]: best path score ending at candidate c of slice k; from[k][c]: its
+    // predecessor (slice, candidate), if any.
+    let mut best: Vec<Vec<f64>> = Vec::with_capacity(n);
+    let mut from: Vec<Vec<Option<(usize, usize)>>> = Vec::with_capacity(n);
+    for k in 0..n {
+        let mut row = Vec::with_capacity(candidates[k].len());
+        let mut back = Vec::with_capacity(candidates[k].len());
+        for c in &candidates[k] {
+            let mut value = c.0;
+            let mut pred = None;
+            let max_gap = ((TRACK_MAX_SKIP_MM / dz_mm).round() as usize).max(1) + 1;
+            for gap in 1..=max_gap.min(k) {
+                let kp = k - gap;
+                for (pi, pc) in candidates[kp].iter().enumerate() {
+                    let jump = (c.1.x - pc.1.x).hypot(c.1.y - pc.1.y);
+                    let v = best[kp][pi] + c.0
+                        - TRACK_JUMP_COST * jump / (dz_mm * gap as f64)
+                        - TRACK_SKIP_COST_PER_MM * dz_mm * (gap - 1) as f64;
+                    if v > value {
+                        value = v;
+                        pred = Some((kp, pi));
+                    }
+                }
+            }
+            row.push(value);
+            back.push(pred);
+        }
+        best.push(row);
+        from.push(back);
+    }
     let mut out = vec![None; n];
-    let mut k = 0;
-    while k < n {
-        if candidates[k].is_empty() {
-            k += 1;
-            continue;
-        }
-        let start = k;
-        while k < n && !candidates[k].is_empty() {
-            k += 1;
-        }
-        // Segment [start, k).
-        let mut best: Vec<Vec<f64>> = vec![candidates[start].iter().map(|c| c.0).collect()];
-        let mut back: Vec<Vec<usize>> = vec![vec![0; candidates[start].len()]];
-        for j in start + 1..k {
-            let prev = &candidates[j - 1];
-            let (row, from): (Vec<f64>, Vec<usize>) = candidates[j]
-                .iter()
-                .map(|c| {
-                    let (arg, val) = prev
-                        .iter()
-                        .enumerate()
-                        .map(|(pi, pc)| {
-                            let jump = (c.1.x - pc.1.x).hypot(c.1.y - pc.1.y);
-                            (pi, best[j - 1 - start][pi] - TRACK_JUMP_COST * jump / dz_mm)
-                        })
-                        .max_by(|a, b| a.1.total_cmp(&b.1))
-                        .expect("segment slices have candidates");
-                    (val + c.0, arg)
-                })
-                .unzip();
-            best.push(row);
-            back.push(from);
-        }
-        let last = best.len() - 1;
-        let mut i = (0..best[last].len())
-            .max_by(|a, b| best[last][*a].total_cmp(&best[last][*b]))
-            .unwrap_or(0);
-        for j in (start..k).rev() {
-            out[j] = Some(candidates[j][i].1);
-            i = back[j - start][i];
-        }
+    // Follow back from the best end.
+    let end = (0..n)
+        .flat_map(|k| (0..candidates[k].len()).map(move |c| (k, c)))
+        .max_by(|a, b| best[a.0][a.1].total_cmp(&best[b.0][b.1]));
+    let mut cur = end;
+    while let Some((k, c)) = cur {
+        out[k] = Some(candidates[k][c].1);
+        cur = from[k][c];
     }
     out
 }
+
+/// Longest stretch the track may skip between two candidates, mm (a disc and the
+/// thin end of a body where no box scores).
+const TRACK_MAX_SKIP_MM: f64 = 20.0;
+/// Cost of each mm skipped (box-mean HU per mm): less than a jump through the body,
+/// more than a weak stretch of the column.
+const TRACK_SKIP_COST_PER_MM: f64 = 40.0;
 
 /// Intercept `c0` of the weighted quadratic fit from the moments `m[e] = sum w t^e`
 /// (e = 0..4) and `rhs[e] = sum w t^e p`, by Cramer's rule; `None` when singular.
@@ -862,12 +926,36 @@ fn bodies(
             i += 1;
         }
     }
-    let mut out = Vec::new();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
     for w in discs.windows(2) {
         if w[0].0 == usize::MAX || w[1].0 == usize::MAX {
             continue;
         }
-        let (top_of_lower_disc, bottom_of_upper_disc) = (w[0].1, w[1].0);
+        spans.push((w[0].1, w[1].0));
+    }
+    // A span far longer than its fellows is two bodies whose disc did not show (a
+    // biconcave fracture's depressed endplates bridge it): split it in two.
+    let mut heights: Vec<f64> = spans
+        .iter()
+        .map(|(a, b)| (b - a) as f64 * STEP_MM)
+        .collect();
+    if heights.len() >= 3 {
+        let typical = percentile(&mut heights, 0.5);
+        spans = spans
+            .into_iter()
+            .flat_map(|(a, b)| {
+                let h = (b - a) as f64 * STEP_MM;
+                if h > MERGED_BODY_RATIO * typical && h > 2.0 * BODY_MM.0 {
+                    let m = (a + b) / 2;
+                    vec![(a, m), (m, b)]
+                } else {
+                    vec![(a, b)]
+                }
+            })
+            .collect();
+    }
+    let mut out = Vec::new();
+    for (top_of_lower_disc, bottom_of_upper_disc) in spans {
         let height = (bottom_of_upper_disc - top_of_lower_disc) as f64 * STEP_MM;
         if !(BODY_MM.0..=BODY_MM.1).contains(&height) {
             continue;
