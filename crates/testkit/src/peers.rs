@@ -78,3 +78,21 @@ pub fn require(what: &str, found: Option<PathBuf>) -> Option<PathBuf> {
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(name)
 }
+
+/// The shared real-data folder (`$SPINEWATCH_REAL_DATA`, else `../shared/data` beside
+/// the repository), or `None`, saying so, when it is absent: a user's clone has none,
+/// and tests that read it then skip. The data is read in place, never copied.
+pub fn real_data() -> Option<PathBuf> {
+    let dir = std::env::var_os("SPINEWATCH_REAL_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/data"));
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "skipping: real data folder {} is absent (set SPINEWATCH_REAL_DATA)",
+            dir.display()
+        );
+        None
+    }
+}

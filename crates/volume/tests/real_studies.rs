@@ -14,14 +14,12 @@
 
 use std::path::PathBuf;
 
+use spinewatch_testkit::peers;
 use spinewatch_volume::analyse::{NotAnalysable, analyse};
 use spinewatch_volume::select::{Rejection, SelectRules};
 
 fn data(rel: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("SPINEWATCH_REAL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    let p = root.join(rel);
+    let p = peers::real_data()?.join(rel);
     if p.is_dir() {
         Some(p)
     } else {

@@ -78,22 +78,6 @@ const REFERENCE_MODULES: &[&str] = &[
     "jpeg_ls",
 ];
 
-/// The shared real-data folder, or `None` (with a message) when it is absent.
-fn real_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("SPINEWATCH_REAL_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| peers::workspace_root().join("../shared/data"));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: real data folder {} is absent (set SPINEWATCH_REAL_DATA)",
-            dir.display()
-        );
-        None
-    }
-}
-
 /// How a transfer syntax's decoded values may differ from the reference's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tolerance {
@@ -382,7 +366,9 @@ fn sorted_files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn issue_3_cornerstone_ct_every_transfer_syntax() {
-    let Some(data) = real_data() else { return };
+    let Some(data) = peers::real_data() else {
+        return;
+    };
     let dir = data.join("transfer-syntaxes/cornerstone-ct");
     let files = sorted_files(&dir);
     assert!(files.len() >= 16, "cornerstone-ct holds the 16 CT slices");
@@ -435,7 +421,9 @@ fn issue_3_pydicom_data_ct_files() {
 
 #[test]
 fn issue_3_totalseg_jpeg2000_with_empty_uids() {
-    let Some(data) = real_data() else { return };
+    let Some(data) = peers::real_data() else {
+        return;
+    };
     let dir = data.join("ct/totalseg-example-dicom");
     let files: Vec<PathBuf> = sorted_files(&dir)
         .into_iter()
@@ -475,7 +463,9 @@ fn decode_all_series(dir: &Path) -> Vec<String> {
 
 #[test]
 fn issue_3_every_real_series_decodes_or_gives_a_typed_error() {
-    let Some(data) = real_data() else { return };
+    let Some(data) = peers::real_data() else {
+        return;
+    };
     let mut dirs: Vec<PathBuf> = ["ct", "robustness", "transfer-syntaxes"]
         .iter()
         .flat_map(|d| std::fs::read_dir(data.join(d)).unwrap())
