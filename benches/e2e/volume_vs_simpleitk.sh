@@ -67,6 +67,14 @@ sitk() {
     "$SERIES_DIR" --spacing "$SPACING_MM" --threads "$THREADS" --read-type int16 --out-type int16
 }
 
+# SimpleITK's own step timings, from the JSON that sitk_resample.py prints.
+SITK_STEPS='
+import json, sys
+r = json.load(sys.stdin)
+size = "x".join(map(str, r["output"]["size"]))
+print("read_s=%.3f resample_s=%.3f output=%s" % (r["read_s"], r["resample_s"], size))
+'
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # record TAG NAME STEPS: one line of the run table, and the raw figures for the summary.
@@ -88,7 +96,7 @@ for i in $(seq 1 "$RUNS"); do
   ours "$tmp/t" >"$tmp/out"
   record full "spinewatch full" "$(grep '^RESULT' "$tmp/out" | sed 's/^RESULT //')"
   sitk "$tmp/t" >"$tmp/out"
-  record sitk simpleitk "$("$PYTHON" -c 'import json, sys; r = json.load(sys.stdin); print("read_s=%.3f resample_s=%.3f output=%s" % (r["read_s"], r["resample_s"], "x".join(map(str, r["output"]["size"]))))' <"$tmp/out")"
+  record sitk simpleitk "$("$PYTHON" -c "$SITK_STEPS" <"$tmp/out")"
 done
 echo "load after: $(uptime)"
 import_s=$( { "$TIME" -f "%e" "$PYTHON" -c "import SimpleITK, numpy" ; } 2>&1 | tail -n 1)
@@ -110,11 +118,18 @@ def med(tag, key):
     return statistics.median(float(r[key]) for r in runs[tag])
 
 
-print(f"raw volume: {raw} bytes ({raw / 1e6:.1f} MB); python + SimpleITK import alone: {import_s} s")
-names = (("common", "spinewatch common part"), ("sitk", "SimpleITK"), ("full", "spinewatch full chain"))
+print(f"raw volume: {raw} bytes ({raw / 1e6:.1f} MB); python + SimpleITK import: {import_s} s")
+names = (
+    ("common", "spinewatch common part"),
+    ("sitk", "SimpleITK"),
+    ("full", "spinewatch full chain"),
+)
 for tag, name in names:
     w, c, m = med(tag, "wall"), med(tag, "cpu"), med(tag, "rss")
-    print(f"{name:23} median wall {w:.3f} s, CPU {c:.2f} s, peak RSS {m / 1e6:.0f} MB = {m / raw:.2f} x raw")
+    print(
+        f"{name:23} median wall {w:.3f} s, CPU {c:.2f} s, "
+        f"peak RSS {m / 1e6:.0f} MB = {m / raw:.2f} x raw"
+    )
 print(
     "common part, SimpleITK / spinewatch (medians): "
     f"wall {med('sitk', 'wall') / med('common', 'wall'):.1f} x, "
@@ -130,5 +145,8 @@ print("spinewatch steps, full-chain runs (medians): "
       + ", ".join(f"{k} {med('full', k):.3f}" for k in steps))
 print("spinewatch steps, common-only runs (medians): "
       + ", ".join(f"{k} {med('common', k):.3f}" for k in ("decode_s", "resample_s", "common_s")))
-print(f"SimpleITK steps (medians): read_s {med('sitk', 'read_s'):.3f}, resample_s {med('sitk', 'resample_s'):.3f}")
+print(
+    f"SimpleITK steps (medians): read_s {med('sitk', 'read_s'):.3f}, "
+    f"resample_s {med('sitk', 'resample_s'):.3f}"
+)
 PY

@@ -3,7 +3,8 @@
 //! `benches/e2e/volume_vs_simpleitk.sh` (issue 3).
 //!
 //! ```text
-//! cargo run --release -p spinewatch-volume --example resample_study -- [--common-only] DIR [SPACING_MM]
+//! cargo run --release -p spinewatch-volume --example resample_study -- \
+//!     [--common-only] DIR [SPACING_MM]
 //! ```
 //!
 //! Steps: header scan of every file under `DIR`, series grouping and choice, slice sort,
