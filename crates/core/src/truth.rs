@@ -37,6 +37,19 @@ pub struct GroundTruth {
     pub vertebrae: Vec<VertebraTruth>,
     /// Findings that look abnormal but are not fractures.
     pub distractors: Vec<DistractorTruth>,
+    /// Vertebrae drawn beyond T1-L5 for context (C6, C7, the sacral segments): not
+    /// graded, but a located body there is no false detection.
+    #[serde(default)]
+    pub context_vertebrae: Vec<ContextVertebraTruth>,
+}
+
+/// A vertebra beyond T1-L5 in the phantom.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextVertebraTruth {
+    /// Anatomical name: C6, C7, S1..S4.
+    pub name: String,
+    /// Centre of its body, LPS mm.
+    pub centre_mm: Vec3,
 }
 
 /// Role of a series in a synthetic study.

@@ -50,7 +50,7 @@ const EXTEND_MM: f64 = 20.0;
 const END_FALLBACK_MM: f64 = 40.0;
 /// Fewest bodies that make a spine.
 const MIN_BODIES: usize = 2;
-/// A span this many times the median body height is two merged bodies.
+/// A span this many times the taller of its neighbours is two merged bodies.
 const MERGED_BODY_RATIO: f64 = 1.6;
 /// Shortest and longest body accepted between two discs, mm.
 const BODY_MM: (f64, f64) = (8.0, 45.0);
@@ -935,25 +935,33 @@ fn bodies(
     }
     // A span far longer than its fellows is two bodies whose disc did not show (a
     // biconcave fracture's depressed endplates bridge it): split it in two.
-    let mut heights: Vec<f64> = spans
+    // Compared with its neighbours, not the whole column: lumbar bodies are half as tall
+    // again as thoracic ones.
+    let heights: Vec<f64> = spans
         .iter()
         .map(|(a, b)| (b - a) as f64 * STEP_MM)
         .collect();
-    if heights.len() >= 3 {
-        let typical = percentile(&mut heights, 0.5);
-        spans = spans
-            .into_iter()
-            .flat_map(|(a, b)| {
-                let h = (b - a) as f64 * STEP_MM;
-                if h > MERGED_BODY_RATIO * typical && h > 2.0 * BODY_MM.0 {
-                    let m = (a + b) / 2;
-                    vec![(a, m), (m, b)]
-                } else {
-                    vec![(a, b)]
-                }
-            })
-            .collect();
-    }
+    let plausible = |h: f64| (BODY_MM.0..=BODY_MM.1).contains(&h);
+    spans = spans
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &(a, b))| {
+            let h = heights[i];
+            let neighbours: Vec<f64> = [i.checked_sub(1), Some(i + 1)]
+                .into_iter()
+                .flatten()
+                .filter_map(|j| heights.get(j).copied())
+                .filter(|nh| plausible(*nh))
+                .collect();
+            let reference = neighbours.iter().copied().fold(0.0, f64::max);
+            if reference > 0.0 && h > MERGED_BODY_RATIO * reference && h > 2.0 * BODY_MM.0 {
+                let m = (a + b) / 2;
+                vec![(a, m), (m, b)]
+            } else {
+                vec![(a, b)]
+            }
+        })
+        .collect();
     let mut out = Vec::new();
     for (top_of_lower_disc, bottom_of_upper_disc) in spans {
         let height = (bottom_of_upper_disc - top_of_lower_disc) as f64 * STEP_MM;

@@ -6,8 +6,9 @@ use super::anatomy::Phantom;
 use super::render::Plane;
 use super::spec::{PatientPosition, SynthSpec};
 
-/// Margin scanned beyond the first and last covered vertebral bodies, mm.
-const COVERAGE_MARGIN_MM: f64 = 15.0;
+/// Margin scanned beyond the first and last covered vertebral bodies, mm: as a real
+/// scan, it shows the next disc and part of the next vertebra (C7, S1 at the ends).
+const COVERAGE_MARGIN_MM: f64 = 30.0;
 /// Distance from the scanner isocentre down to the table top, mm.
 const ISOCENTRE_ABOVE_TABLE_MM: f64 = 125.0;
 

@@ -62,6 +62,25 @@ pub struct Vertebra {
     pub truth: VertebraTruth,
 }
 
+/// A vertebra outside T1-L5 drawn for anatomical context, not graded: C6 and C7 above,
+/// the sacrum (S1-S4, fused, with its alae) below. Real scans go on past T1 and L5, and
+/// so must the phantom, or its end vertebrae would be unlike any patient's.
+#[derive(Debug, Clone)]
+pub struct ContextBone {
+    /// Anatomical name (C6, C7, S1..S4).
+    pub name: &'static str,
+    /// Its frame (origin: centre of the body).
+    pub frame: Frame,
+    /// Body shape.
+    pub body: BodyShape,
+    /// Canal radii `(u, v)` and its centre `u`, mm.
+    pub canal: (f64, f64, f64),
+    /// Disc height below this body (0 where the sacrum is fused), mm.
+    pub disc_below_mm: f64,
+    /// Whether it is a sacral segment (no disc, no free arch).
+    pub sacral: bool,
+}
+
 /// The whole phantom.
 #[derive(Debug, Clone)]
 pub struct Phantom {
@@ -71,6 +90,8 @@ pub struct Phantom {
     pub vertebrae: Vec<Vertebra>,
     /// Distractors drawn.
     pub distractors: Vec<DistractorTruth>,
+    /// Cervical and sacral vertebrae drawn for context, cranial first.
+    pub context: Vec<ContextBone>,
     /// Trabecular HU used.
     pub trabecular_hu: f64,
     /// Value outside the patient (air), HU.
@@ -385,10 +406,12 @@ pub fn build(spec: &SynthSpec) -> Phantom {
         });
     }
 
+    let context = context_bones(&vertebrae, body_scale);
     let mut ctx = Builder {
         spec,
         prims: Vec::new(),
         vertebrae: &vertebrae,
+        context: &context,
         habitus,
         fat_mm,
         trabecular_hu,
@@ -404,6 +427,7 @@ pub fn build(spec: &SynthSpec) -> Phantom {
         primitives,
         vertebrae,
         distractors,
+        context,
         trabecular_hu,
         background_hu: -1000.0,
         table_top_y,
@@ -411,10 +435,110 @@ pub fn build(spec: &SynthSpec) -> Phantom {
     }
 }
 
+/// Rotates `f` about its lateral axis by `angle` (radians): positive tips its cranial
+/// axis forward.
+fn tip_forward(f: &Frame, angle: f64) -> Frame {
+    let w = (f.w * angle.cos() + f.u * angle.sin()).normalized();
+    let u = f.v.cross(w);
+    Frame {
+        origin: f.origin,
+        u,
+        v: f.v,
+        w,
+    }
+}
+
+fn plain_body(depth: f64, width: f64, height: f64) -> BodyShape {
+    BodyShape {
+        depth_mm: depth,
+        width_mm: width,
+        posterior_wall_u: POSTERIOR_WALL_FRACTION * depth,
+        nominal_height_mm: height,
+        wedge_heights_mm: (height, height),
+        concavity_mm: 0.5,
+        schmorl: None,
+    }
+}
+
+/// C6 and C7 stacked above T1 along its axis, and the sacrum below L5: S1 tipped
+/// forward by the lumbosacral angle, S2-S4 fused below it, curving forward (sacral
+/// kyphosis) and tapering.
+fn context_bones(vs: &[Vertebra], scale: f64) -> Vec<ContextBone> {
+    let mut out = Vec::new();
+    let t1 = &vs[0];
+    let mut below = t1.frame;
+    let mut below_half = t1.body.nominal_height_mm / 2.0;
+    for (name, h, d, w) in [("C7", 13.5, 15.5, 24.0), ("C6", 12.5, 15.0, 22.0)] {
+        let (h, d, w) = (h * scale, d * scale, w * scale);
+        let disc = 4.0 * scale;
+        let origin = below.origin + below.w * (below_half + disc + h / 2.0);
+        let frame = Frame { origin, ..below };
+        let canal_r = 7.5 * scale;
+        let body = plain_body(d, w, h);
+        let canal = (
+            canal_r,
+            canal_r * 1.3,
+            body.posterior_wall_u - canal_r - 0.5,
+        );
+        out.insert(
+            0,
+            ContextBone {
+                name,
+                frame,
+                body,
+                canal,
+                disc_below_mm: disc,
+                sacral: false,
+            },
+        );
+        below = frame;
+        below_half = h / 2.0;
+    }
+    let l5 = &vs[vs.len() - 1];
+    let mut above = l5.frame;
+    let mut above_half = l5.body.nominal_height_mm / 2.0;
+    let mut gap = l5.disc_below_mm;
+    let mut tilt = 25f64.to_radians();
+    for (name, h, d, w) in [
+        ("S1", 26.0, 42.0, 48.0),
+        ("S2", 22.0, 34.0, 40.0),
+        ("S3", 18.0, 27.0, 32.0),
+        ("S4", 14.0, 20.0, 24.0),
+    ] {
+        let (h, d, w) = (h * scale, d * scale, w * scale);
+        let frame0 = tip_forward(&above, tilt);
+        let down = (above.w + frame0.w).normalized();
+        let origin = above.origin - above.w * above_half - down * gap - frame0.w * (h / 2.0);
+        let frame = Frame { origin, ..frame0 };
+        let canal_r = 6.0 * scale;
+        let body = plain_body(d, w, h);
+        let canal = (
+            canal_r,
+            canal_r * 1.6,
+            body.posterior_wall_u - canal_r - 0.5,
+        );
+        out.push(ContextBone {
+            name,
+            frame,
+            body,
+            canal,
+            disc_below_mm: 0.0,
+            sacral: true,
+        });
+        above = frame;
+        above_half = h / 2.0;
+        // Fused: bone to bone, each segment tipped further forward.
+        gap = -1.0;
+        tilt = 12f64.to_radians();
+    }
+    out
+}
+
 struct Builder<'a> {
     spec: &'a SynthSpec,
     prims: Vec<Primitive>,
     vertebrae: &'a [Vertebra],
+    context: &'a [ContextBone],
     habitus: f64,
     fat_mm: f64,
     trabecular_hu: f64,
@@ -744,6 +868,7 @@ impl<'a> Builder<'a> {
         }
 
         self.draw_spine();
+        self.draw_context_bone();
         self.draw_ribs(rng);
         table_top
     }
@@ -792,6 +917,7 @@ impl<'a> Builder<'a> {
                 );
             }
         }
+        self.draw_context_soft();
         let posterior_bone = Shelled {
             shell: cortical * 0.85,
             core: trab + 120.0,
@@ -903,6 +1029,123 @@ impl<'a> Builder<'a> {
                         let b = v.frame.world(Vec3::new(0.5 * d + 4.5, w, sign * (h + 2.5)));
                         self.push(Shape::Capsule { a, b, radius: 1.8 }, spur);
                     }
+                }
+            }
+        }
+    }
+
+    /// Discs and canal of the context vertebrae (drawn before any bone).
+    fn draw_context_soft(&mut self) {
+        for c in self.context {
+            let hp = c.body.nominal_height_mm;
+            let (ru, rv, cu) = c.canal;
+            let w_range = (-(hp / 2.0 + c.disc_below_mm / 2.0 + 1.0), hp / 2.0 + 3.0);
+            if !c.sacral {
+                self.push(
+                    Shape::LocalSlab {
+                        frame: c.frame,
+                        centre_uv: (0.02 * c.body.depth_mm, 0.0),
+                        radii_uv: (c.body.depth_mm / 2.0 + 0.8, c.body.width_mm / 2.0 + 0.8),
+                        w_range,
+                    },
+                    Shelled::solid(self.disc_hu),
+                );
+            }
+            self.push(
+                Shape::LocalSlab {
+                    frame: c.frame,
+                    centre_uv: (cu, 0.0),
+                    radii_uv: (ru, rv),
+                    w_range,
+                },
+                Shelled::solid(12.0),
+            );
+        }
+    }
+
+    /// Bodies, arches and sacral alae of the context vertebrae.
+    fn draw_context_bone(&mut self) {
+        let body_bone = Shelled {
+            shell: self.cortical_hu,
+            core: self.trabecular_hu,
+            shell_mm: 1.5,
+        };
+        let posterior_bone = Shelled {
+            shell: self.cortical_hu * 0.85,
+            core: self.trabecular_hu + 120.0,
+            shell_mm: 1.2,
+        };
+        for (i, c) in self.context.iter().enumerate() {
+            let f = c.frame;
+            let hp = c.body.nominal_height_mm;
+            let (ru, rv, cu) = c.canal;
+            self.push(
+                Shape::LocalRing {
+                    frame: f,
+                    centre_uv: (cu, 0.0),
+                    inner_uv: (ru, rv),
+                    thickness_mm: if c.sacral { 6.0 } else { 4.0 } * self.body_scale,
+                    w_range: if c.sacral {
+                        (-hp / 2.0 - 0.5, hp / 2.0 + 0.5)
+                    } else {
+                        (-0.38 * hp, 0.44 * hp)
+                    },
+                    max_u: c.body.posterior_wall_u,
+                },
+                posterior_bone,
+            );
+            let back = cu - ru - 3.0;
+            let len = if c.name == "C7" {
+                30.0
+            } else if c.sacral {
+                8.0
+            } else {
+                18.0
+            };
+            let a = f.world(Vec3::new(back, 0.0, 0.0));
+            let b = f.world(Vec3::new(
+                back - len * self.body_scale,
+                0.0,
+                -0.3 * len * self.body_scale,
+            ));
+            self.push(
+                Shape::Capsule {
+                    a,
+                    b,
+                    radius: 3.5 * self.body_scale,
+                },
+                posterior_bone,
+            );
+            self.push(
+                Shape::Body {
+                    frame: f,
+                    shape: Box::new(c.body.clone()),
+                    texture_hu: self.edge_texture_hu,
+                    texture_seed: self.spec.seed ^ (100 + i as u64).wrapping_mul(0x9E37_79B9),
+                },
+                body_bone,
+            );
+            if c.name == "S1" {
+                // The alae: wings of bone from S1 out to the sacroiliac joints.
+                for side in [-1.0, 1.0] {
+                    let a = f.world(Vec3::new(
+                        -0.1 * c.body.depth_mm,
+                        side * c.body.width_mm * 0.4,
+                        0.1 * hp,
+                    ));
+                    let b = f.world(Vec3::new(
+                        -0.25 * c.body.depth_mm,
+                        side * (c.body.width_mm / 2.0 + 35.0 * self.body_scale),
+                        -0.2 * hp,
+                    ));
+                    self.push(
+                        Shape::Capsule {
+                            a,
+                            b,
+                            radius: 13.0 * self.body_scale,
+                        },
+                        body_bone,
+                    );
                 }
             }
         }

@@ -21,7 +21,9 @@ pub mod spec;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
-use spinewatch_core::truth::{GROUND_TRUTH_SCHEMA, GroundTruth, SeriesRole, SeriesTruth};
+use spinewatch_core::truth::{
+    ContextVertebraTruth, GROUND_TRUTH_SCHEMA, GroundTruth, SeriesRole, SeriesTruth,
+};
 use spinewatch_core::{Vec3, VertebraLevel};
 
 pub use spec::{FractureSpec, SynthSpec};
@@ -163,6 +165,14 @@ pub fn generate(spec: &SynthSpec, out: &Path) -> Result<GroundTruth> {
         series: series_truth,
         vertebrae,
         distractors: phantom.distractors.clone(),
+        context_vertebrae: phantom
+            .context
+            .iter()
+            .map(|c| ContextVertebraTruth {
+                name: c.name.to_owned(),
+                centre_mm: c.frame.origin,
+            })
+            .collect(),
     };
     let path = out.join(GROUND_TRUTH_FILE);
     let json = serde_json::to_vec_pretty(&truth).map_err(Error::Json)?;
