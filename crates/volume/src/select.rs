@@ -81,7 +81,7 @@ impl std::fmt::Display for Rejection {
 /// The verdict on one series.
 #[derive(Debug, Clone, Serialize)]
 pub struct SeriesVerdict {
-    /// Series Instance UID (or a placeholder).
+    /// Series Instance UID, or `(no Series Instance UID)` when its files carry none.
     pub series: String,
     /// SeriesNumber.
     pub number: Option<i32>,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use spinewatch_core::{Affine, Vec3};
+use spinewatch_core::Affine;
 
 use crate::header::InstanceHeader;
 use crate::{Error, Result};
@@ -212,14 +212,5 @@ impl SortedSeries {
             .to_patient(0.0, 0.0, (self.slices.len() - 1) as f64)
             .z;
         (a.min(b), a.max(b))
-    }
-
-    /// Patient position of the volume centre.
-    pub fn centre(&self) -> Vec3 {
-        self.affine.to_patient(
-            (f64::from(self.cols) - 1.0) / 2.0,
-            (f64::from(self.rows) - 1.0) / 2.0,
-            (self.slices.len() as f64 - 1.0) / 2.0,
-        )
     }
 }

@@ -173,7 +173,9 @@ pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
     let centreline = centreline(volume, &rough)?;
     let block = Block::sample(volume, &centreline);
     let walls = walls(&block);
-    let offsets = smooth_offsets(&walls, centreline.len());
+    let offsets = smooth_offsets(&walls, centreline.len(), |w| {
+        (w.posterior_mm + w.anterior_mm) / 2.0
+    });
     let mut vertebrae = bodies(&block, &centreline, &walls, &offsets);
     // A lone "body" is not evidence of a spine (the skull base makes one in a head
     // CT); a column shows at least two bodies with their disc.
@@ -804,16 +806,13 @@ fn body_hump(frac: &[f64], offsets: &[f64]) -> Option<(f64, f64)> {
         .map(|(a, b)| (offsets[a], offsets[b]))
 }
 
-/// Body centre offset along the anterior axis per centreline row: the walls' midpoint,
-/// median-filtered and interpolated.
-fn smooth_offsets(walls: &[Walls], rows: usize) -> Vec<f64> {
+/// One value of the walls (the centre offset, a wall's offset) per centreline row,
+/// median-filtered over neighbouring wall rows and interpolated between them.
+fn smooth_offsets(walls: &[Walls], rows: usize, value: impl Fn(&Walls) -> f64) -> Vec<f64> {
     if walls.is_empty() {
         return vec![0.0; rows];
     }
-    let mids: Vec<(usize, f64)> = walls
-        .iter()
-        .map(|w| (w.row, (w.posterior_mm + w.anterior_mm) / 2.0))
-        .collect();
+    let mids: Vec<(usize, f64)> = walls.iter().map(|w| (w.row, value(w))).collect();
     let med: Vec<(usize, f64)> = (0..mids.len())
         .map(|i| {
             let mut v: Vec<f64> = mids[i.saturating_sub(2)..(i + 3).min(mids.len())]
@@ -847,26 +846,8 @@ fn bodies(
         return Vec::new();
     }
     // Wall offsets per row, interpolated like the centre offset.
-    let post = smooth_offsets(
-        &walls
-            .iter()
-            .map(|w| Walls {
-                anterior_mm: w.posterior_mm,
-                ..*w
-            })
-            .collect::<Vec<_>>(),
-        block.rows,
-    );
-    let ant = smooth_offsets(
-        &walls
-            .iter()
-            .map(|w| Walls {
-                posterior_mm: w.anterior_mm,
-                ..*w
-            })
-            .collect::<Vec<_>>(),
-        block.rows,
-    );
+    let post = smooth_offsets(walls, block.rows, |w| w.posterior_mm);
+    let ant = smooth_offsets(walls, block.rows, |w| w.anterior_mm);
     let idx = |mm: f64| {
         ((mm + AP_HALF_RANGE_MM) / STEP_MM)
             .round()

@@ -21,15 +21,15 @@ pub mod spec;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
+use spinewatch_core::Vec3;
 use spinewatch_core::truth::{
     ContextVertebraTruth, GROUND_TRUTH_SCHEMA, GroundTruth, SeriesRole, SeriesTruth,
 };
-use spinewatch_core::{Vec3, VertebraLevel};
 
 pub use spec::{FractureSpec, SynthSpec};
 
 use self::dicom::{CtImage, SeriesContext, StudyContext};
-use self::spec::{Kernel, PatientPosition};
+use self::spec::Kernel;
 
 /// File name of the ground truth written beside the series folders.
 pub const GROUND_TRUTH_FILE: &str = "ground_truth.json";
@@ -426,19 +426,4 @@ fn write_dose(
         transfer_syntax_uid: spec.transfer_syntax.uid().to_owned(),
         slice_thickness_mm: 0.0,
     })
-}
-
-/// Levels inside the main series' field of view, from the ground truth.
-pub fn levels_in_view(truth: &GroundTruth) -> Vec<VertebraLevel> {
-    truth
-        .vertebrae
-        .iter()
-        .filter(|v| v.in_field_of_view)
-        .map(|v| v.label)
-        .collect()
-}
-
-/// Whether the spec scans head first (images seen from the feet).
-pub fn head_first(spec: &SynthSpec) -> bool {
-    spec.patient_position == PatientPosition::Hfs
 }
