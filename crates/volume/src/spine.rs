@@ -5,18 +5,22 @@
 //!
 //! 1. **Rough column** per slice: on a ~2 mm grid, the box (36 mm wide, 50 mm deep) with
 //!    the most bone (HU above [`BONE_BOX_FLOOR_HU`]) near the body's midline and in its
-//!    posterior part: the vertebral body with its neural arch.
+//!    posterior part: the vertebral body with its neural arch. A Viterbi track joins the
+//!    slices; it cannot jump further than the column can bend, so contrast in the aortic
+//!    arch or the heart beside a faint osteoporotic column does not capture it.
 //! 2. **Centreline**: outliers against a running median removed, the longest continuous
 //!    run kept (shorter than [`MIN_COLUMN_MM`]: no spine), smoothed, resampled every
 //!    [`STEP_MM`] along its arc length with a frame (cranial tangent, patient-left
 //!    lateral, anterior).
 //! 3. **Straightened block**: HU sampled on planes normal to the centreline.
-//! 4. **Body walls**: on the mid-sagittal band, the spinal canal is the run of columns
-//!    that is never bone; the posterior wall is the bright column in front of it and the
-//!    anterior wall the last bright column before prevertebral soft tissue. Bodies and
-//!    discs then separate along the column: a body has cortical walls, a disc has none.
-//! 5. **Labels**: ribs (bone 45-75 mm lateral of the column, level with the body's upper
-//!    half) mark thoracic vertebrae; the lowest rib-bearing vertebra above a rib-less one
+//! 4. **Bodies**: on the mid-sagittal band, the spinal canal is the run of columns that
+//!    is never bone, the posterior wall the bright column in front of it and the anterior
+//!    wall the last bright column before prevertebral soft tissue; their middle is the
+//!    line the discs are sought on. The discs (dark lines between two endplates) are
+//!    chosen together as the most regular chain ([`discs`]); the bodies lie between
+//!    them, centred in depth on their endplates.
+//! 5. **Labels**: ribs (bone 55-75 mm lateral of the column, level with the body's
+//!    middle) mark thoracic vertebrae; the lowest rib-bearing vertebra above a rib-less one
 //!    is T12. Without that transition in view the vertebrae stay unlabelled.
 //!
 //! Every position is in the patient frame (LPS, mm, f64).
@@ -26,6 +30,8 @@ use serde::Serialize;
 use spinewatch_core::{Vec3, VertebraLevel};
 
 use crate::HuVolume;
+
+mod discs;
 
 /// Pixels above this HU count as bone when scoring the rough column (1.): the clamp
 /// keeps soft tissue and contrast-free organs at zero.
@@ -50,8 +56,6 @@ const EXTEND_MM: f64 = 20.0;
 const END_FALLBACK_MM: f64 = 40.0;
 /// Fewest bodies that make a spine.
 const MIN_BODIES: usize = 2;
-/// A span this many times the taller of its neighbours is two merged bodies.
-const MERGED_BODY_RATIO: f64 = 1.6;
 /// Shortest and longest body accepted between two discs, mm.
 const BODY_MM: (f64, f64) = (8.0, 45.0);
 
@@ -172,7 +176,7 @@ pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
     let rough = rough_column(volume);
     let centreline = centreline(volume, &rough)?;
     let block = Block::sample(volume, &centreline);
-    let walls = walls(&block);
+    let walls = continuous(walls(&block));
     let offsets = smooth_offsets(&walls, centreline.len(), |w| {
         (w.posterior_mm + w.anterior_mm) / 2.0
     });
@@ -388,6 +392,9 @@ fn track(candidates: &[Vec<(f64, Vec3)>], dz_mm: f64) -> Vec<Option<Vec3>> {
                 let kp = k - gap;
                 for (pi, pc) in candidates[kp].iter().enumerate() {
                     let jump = (c.1.x - pc.1.x).hypot(c.1.y - pc.1.y);
+                    if jump > TRACK_MAX_JUMP_MM + TRACK_MAX_SLOPE * dz_mm * gap as f64 {
+                        continue;
+                    }
                     let v = best[kp][pi] + c.0
                         - TRACK_JUMP_COST * jump / (dz_mm * gap as f64)
                         - TRACK_SKIP_COST_PER_MM * dz_mm * (gap - 1) as f64;
@@ -416,6 +423,12 @@ fn track(candidates: &[Vec<(f64, Vec3)>], dz_mm: f64) -> Vec<Option<Vec3>> {
     out
 }
 
+/// The column moves at most this far between neighbouring slices beyond what its
+/// slope allows, mm: from the body to its arch, not to the aortic arch or the heart.
+const TRACK_MAX_JUMP_MM: f64 = 8.0;
+/// Steepest course of the column across slices (mm moved per mm along the slice
+/// normal): the sacral promontory's 45 degrees.
+const TRACK_MAX_SLOPE: f64 = 1.0;
 /// Longest stretch the track may skip between two candidates, mm (a disc and the
 /// thin end of a body where no box scores).
 const TRACK_MAX_SKIP_MM: f64 = 20.0;
@@ -806,6 +819,51 @@ fn body_hump(frac: &[f64], offsets: &[f64]) -> Option<(f64, f64)> {
         .map(|(a, b)| (offsets[a], offsets[b]))
 }
 
+/// The body's centre moves at most this much between wall rows 5 mm apart, mm.
+const WALLS_MAX_STEP_MM: f64 = 6.0;
+
+/// The walls that follow one body line: from the row nearest the column's median
+/// centre, outwards both ways, a row is kept only near the last kept one. Where the
+/// column leaves the straightened block (a cervical lordosis bending away from the
+/// extrapolated centreline) the walls found belong to something else.
+fn continuous(walls: Vec<Walls>) -> Vec<Walls> {
+    if walls.len() < 3 {
+        return walls;
+    }
+    let centre = |w: &Walls| (w.posterior_mm + w.anterior_mm) / 2.0;
+    let mut all: Vec<f64> = walls.iter().map(centre).collect();
+    let median = percentile(&mut all, 0.5);
+    // Seed: in the middle half of the rows, the row nearest the median.
+    let n = walls.len();
+    let seed = (n / 4..n - n / 4)
+        .min_by(|a, b| {
+            (centre(&walls[*a]) - median)
+                .abs()
+                .total_cmp(&(centre(&walls[*b]) - median).abs())
+        })
+        .unwrap_or(n / 2);
+    let mut keep = vec![false; n];
+    keep[seed] = true;
+    for range in [
+        Box::new(seed + 1..n) as Box<dyn Iterator<Item = usize>>,
+        Box::new((0..seed).rev()),
+    ] {
+        let mut last = &walls[seed];
+        for i in range {
+            let gap_rows = walls[i].row.abs_diff(last.row) as f64 * STEP_MM / 5.0;
+            if (centre(&walls[i]) - centre(last)).abs() <= WALLS_MAX_STEP_MM * gap_rows.max(1.0) {
+                keep[i] = true;
+                last = &walls[i];
+            }
+        }
+    }
+    walls
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(w, k)| k.then_some(w))
+        .collect()
+}
+
 /// One value of the walls (the centre offset, a wall's offset) per centreline row,
 /// median-filtered over neighbouring wall rows and interpolated between them.
 fn smooth_offsets(walls: &[Walls], rows: usize, value: impl Fn(&Walls) -> f64) -> Vec<f64> {
@@ -835,7 +893,7 @@ fn smooth_offsets(walls: &[Walls], rows: usize, value: impl Fn(&Walls) -> f64) -
         .collect()
 }
 
-/// Step 4b: bodies between discs, from the presence of cortical walls at each row.
+/// Step 4b: the discs, and the bodies between them (see [`discs`]).
 fn bodies(
     block: &Block,
     line: &[CentrePoint],
@@ -845,124 +903,49 @@ fn bodies(
     if walls.is_empty() {
         return Vec::new();
     }
-    // Wall offsets per row, interpolated like the centre offset.
     let post = smooth_offsets(walls, block.rows, |w| w.posterior_mm);
     let ant = smooth_offsets(walls, block.rows, |w| w.anterior_mm);
-    let idx = |mm: f64| {
-        ((mm + AP_HALF_RANGE_MM) / STEP_MM)
-            .round()
-            .clamp(0.0, (block.anterior.len() - 1) as f64) as usize
-    };
-    let band = (2.0 / STEP_MM) as usize;
-    // Per lateral sample: does each wall band hold cortex? A body row has both walls;
-    // a disc row neither, or one where a neighbouring endplate or a spur reaches in.
-    let wall_presence: Vec<f64> = (0..block.rows)
-        .map(|s| {
-            let (mut hits, mut total) = (0u32, 0u32);
-            for l in 0..block.lateral.len() {
-                let band_max = |wall: usize| {
-                    let lo = wall.saturating_sub(band);
-                    let hi = (wall + band).min(block.anterior.len() - 1);
-                    (lo..=hi)
-                        .map(|a| block.get(s, l, a))
-                        .filter(|v| !v.is_nan())
-                        .fold(f32::MIN, f32::max)
-                };
-                let (p, a) = (band_max(idx(post[s])), band_max(idx(ant[s])));
-                if p > f32::MIN && a > f32::MIN {
-                    total += 1;
-                    if f64::from(p) > CORTEX_HU && f64::from(a) > CORTEX_HU {
-                        hits += 1;
-                    }
-                }
-            }
-            if total == 0 {
-                f64::NAN
-            } else {
-                f64::from(hits) / f64::from(total)
-            }
-        })
+    let band = discs::band(block);
+    let period = discs::local_period(&band);
+    let found = discs::find(&band, offsets, &period);
+    let spans: Vec<_> = discs::bodies(&found, &band, offsets, &period)
+        .into_iter()
+        .filter(|b| (BODY_MM.0..=BODY_MM.1).contains(&b.height_mm()))
         .collect();
-    // Discs: runs below one half; bodies: the stretches between two discs.
-    // A run of low rows bounds a body only if it holds real (in-volume) rows: the
-    // volume's edge says nothing about where a body ends.
-    let is_disc: Vec<bool> = wall_presence
-        .iter()
-        .map(|f| f.is_nan() || *f < 0.5)
-        .collect();
-    let mut discs: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i < is_disc.len() {
-        if is_disc[i] {
-            let a = i;
-            while i < is_disc.len() && is_disc[i] {
-                i += 1;
-            }
-            if wall_presence[a..i].iter().any(|f| !f.is_nan()) {
-                discs.push((a, i));
-            } else {
-                discs.push((usize::MAX, usize::MAX));
-            }
-        } else {
-            i += 1;
-        }
-    }
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    for w in discs.windows(2) {
-        if w[0].0 == usize::MAX || w[1].0 == usize::MAX {
-            continue;
-        }
-        spans.push((w[0].1, w[1].0));
-    }
-    // A span far longer than its fellows is two bodies whose disc did not show (a
-    // biconcave fracture's depressed endplates bridge it): split it in two.
-    // Compared with its neighbours, not the whole column: lumbar bodies are half as tall
-    // again as thoracic ones.
-    let heights: Vec<f64> = spans
-        .iter()
-        .map(|(a, b)| (b - a) as f64 * STEP_MM)
-        .collect();
-    let plausible = |h: f64| (BODY_MM.0..=BODY_MM.1).contains(&h);
-    spans = spans
+    let outermost = |i: usize| i == 0 || i + 1 == spans.len();
+    spans
         .iter()
         .enumerate()
-        .flat_map(|(i, &(a, b))| {
-            let h = heights[i];
-            let neighbours: Vec<f64> = [i.checked_sub(1), Some(i + 1)]
-                .into_iter()
-                .flatten()
-                .filter_map(|j| heights.get(j).copied())
-                .filter(|nh| plausible(*nh))
-                .collect();
-            let reference = neighbours.iter().copied().fold(0.0, f64::max);
-            if reference > 0.0 && h > MERGED_BODY_RATIO * reference && h > 2.0 * BODY_MM.0 {
-                let m = (a + b) / 2;
-                vec![(a, m), (m, b)]
-            } else {
-                vec![(a, b)]
+        .filter_map(|(k, &b)| {
+            let c = b.centre_row();
+            let i = (c.round().max(0.0) as usize).min(line.len() - 1);
+            // Between centreline rows, interpolate the point and the body's offset.
+            let j = (i + 1).min(line.len() - 1);
+            let t = (c - i as f64).clamp(0.0, 1.0);
+            let (p, q) = (line[i], line[j]);
+            let mut offset = offsets[i] + (offsets[j] - offsets[i]) * t;
+            let mut depth = ant[i] - post[i];
+            match discs::endplate_extent(&band, &b, offset, CORTEX_HU as f32) {
+                Some((c, d)) => (offset, depth) = (c, d),
+                // A body between two discs stands on their evidence; one at either end
+                // of the column needs its endplates seen as well (the column may have
+                // bent away from the centreline there: a cervical lordosis, the sacrum).
+                None if b.at_end || outermost(k) => return None,
+                None => {}
             }
+            let centre = p.at(0.0, offset) + (q.at(0.0, offset) - p.at(0.0, offset)) * t;
+            Some(LocatedVertebra {
+                label: None,
+                centre_mm: centre,
+                superior_axis: p.tangent,
+                anterior_axis: p.anterior,
+                s_mm: c * STEP_MM,
+                height_mm: b.height_mm(),
+                depth_mm: depth,
+                has_ribs: false,
+            })
         })
-        .collect();
-    let mut out = Vec::new();
-    for (top_of_lower_disc, bottom_of_upper_disc) in spans {
-        let height = (bottom_of_upper_disc - top_of_lower_disc) as f64 * STEP_MM;
-        if !(BODY_MM.0..=BODY_MM.1).contains(&height) {
-            continue;
-        }
-        let s_mid = (top_of_lower_disc + bottom_of_upper_disc) / 2;
-        let p = line[s_mid];
-        out.push(LocatedVertebra {
-            label: None,
-            centre_mm: p.at(0.0, offsets[s_mid]),
-            superior_axis: p.tangent,
-            anterior_axis: p.anterior,
-            s_mm: p.s_mm,
-            height_mm: height,
-            depth_mm: ant[s_mid] - post[s_mid],
-            has_ribs: false,
-        });
-    }
-    out
+        .collect()
 }
 
 /// Step 4c: centre the body laterally between its outermost lateral cortex, on lines
@@ -1043,6 +1026,10 @@ fn has_ribs(volume: &HuVolume, line: &[CentrePoint], v: &LocatedVertebra) -> boo
 /// up well over a hundred; noise and vessels none).
 const RIB_MIN_SAMPLES: usize = 20;
 
+/// Fraction of the judged vertebrae whose ribs must agree with a labelling (a missed
+/// first or floating rib, a rib-like transverse process are tolerated).
+const LABEL_MIN_AGREEMENT: f64 = 0.85;
+
 /// Step 5b: labels from the thoracolumbar transition. `vertebrae` are cranial first.
 ///
 /// Counting allows for vertebrae the segmentation missed: a gap between two located
@@ -1070,24 +1057,30 @@ fn label(vertebrae: &mut [LocatedVertebra]) -> Labelling {
         };
         ordinal[i] = ordinal[i - 1] + steps;
     }
-    // Hypothesis: vertebra `t` is T12 (ribs at and above it, none below).
-    let mut best: Option<(usize, usize)> = None;
+    // Hypothesis: vertebra `t` is T12. Then the twelve vertebrae from T1 down to `t`
+    // bear ribs and the cervical ones above and the five lumbar ones below do not; below
+    // L5 the sacrum's alae reach as far out as ribs, so sacral levels are not judged.
+    let mut best: Option<(usize, f64)> = None;
     for t in 0..n - 1 {
-        let agree = vertebrae
+        let judged: Vec<usize> = (0..n).filter(|i| ordinal[*i] <= ordinal[t] + 5).collect();
+        let agree = judged
             .iter()
-            .enumerate()
-            .filter(|(i, v)| v.has_ribs == (*i <= t))
+            .filter(|i| {
+                let thoracic = ordinal[**i] <= ordinal[t] && ordinal[t] - ordinal[**i] <= 11;
+                vertebrae[**i].has_ribs == thoracic
+            })
             .count();
-        if best.is_none_or(|(_, a)| agree > a) {
-            best = Some((t, agree));
+        let fraction = agree as f64 / judged.len() as f64;
+        if best.is_none_or(|(_, f)| fraction > f) {
+            best = Some((t, fraction));
         }
     }
-    let Some((t, agree)) = best else {
+    let Some((t, fraction)) = best else {
         return Labelling::Unlabelled;
     };
     // Needs a rib-bearing T12 and a rib-less L1 at least, and the rest mostly consistent.
     let consistent =
-        vertebrae[t].has_ribs && !vertebrae[t + 1].has_ribs && agree as f64 >= 0.85 * n as f64;
+        vertebrae[t].has_ribs && !vertebrae[t + 1].has_ribs && fraction >= LABEL_MIN_AGREEMENT;
     if !consistent {
         return Labelling::Unlabelled;
     }
