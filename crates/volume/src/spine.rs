@@ -881,16 +881,21 @@ fn smooth_offsets(walls: &[Walls], rows: usize, value: impl Fn(&Walls) -> f64) -
         })
         .collect();
     (0..rows)
-        .map(|r| {
-            let j = med.partition_point(|m| m.0 <= r);
-            match (j.checked_sub(1).map(|i| med[i]), med.get(j)) {
-                (Some(a), Some(b)) => a.1 + (b.1 - a.1) * (r - a.0) as f64 / (b.0 - a.0) as f64,
-                (Some(a), None) => a.1,
-                (None, Some(b)) => b.1,
-                (None, None) => 0.0,
-            }
-        })
+        .map(|r| interpolate_rows(&med, r).unwrap_or(0.0))
         .collect()
+}
+
+/// The value at row `r` of values known at some rows (`anchors`, sorted by row):
+/// linear between the anchors around it, the nearest one's beyond them, `None` with
+/// no anchor at all.
+fn interpolate_rows(anchors: &[(usize, f64)], r: usize) -> Option<f64> {
+    let j = anchors.partition_point(|a| a.0 <= r);
+    match (j.checked_sub(1).map(|i| anchors[i]), anchors.get(j)) {
+        (Some(a), Some(b)) => Some(a.1 + (b.1 - a.1) * (r - a.0) as f64 / (b.0 - a.0) as f64),
+        (Some(a), None) => Some(a.1),
+        (None, Some(b)) => Some(b.1),
+        (None, None) => None,
+    }
 }
 
 /// Step 4b: the discs, and the bodies between them (see [`discs`]).

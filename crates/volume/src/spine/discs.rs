@@ -22,7 +22,7 @@
 // candidate; iterator chains would hide which index is which.
 #![allow(clippy::needless_range_loop)]
 
-use super::{AP_HALF_RANGE_MM, Block, STEP_MM};
+use super::{AP_HALF_RANGE_MM, Block, STEP_MM, interpolate_rows};
 
 /// Lateral half-width of the band averaged for the disc search, mm: the body's middle
 /// third, clear of the uncovertebral and costovertebral joints at its sides.
@@ -269,19 +269,7 @@ pub(super) fn local_period(band: &[Vec<f32>]) -> Vec<Option<f64>> {
             anchors.push((c, lag as f64 * STEP_MM));
         }
     }
-    (0..n)
-        .map(|r| {
-            let j = anchors.partition_point(|a| a.0 <= r);
-            match (j.checked_sub(1).map(|i| anchors[i]), anchors.get(j)) {
-                (Some(a), Some(b)) => {
-                    Some(a.1 + (b.1 - a.1) * (r - a.0) as f64 / (b.0 - a.0) as f64)
-                }
-                (Some(a), None) => Some(a.1),
-                (None, Some(b)) => Some(b.1),
-                (None, None) => None,
-            }
-        })
-        .collect()
+    (0..n).map(|r| interpolate_rows(&anchors, r)).collect()
 }
 
 /// The chain of discs that best explains the scores under the pitch prior. A step of
