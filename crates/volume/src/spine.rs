@@ -56,6 +56,9 @@ const EXTEND_MM: f64 = 20.0;
 const END_FALLBACK_MM: f64 = 40.0;
 /// Fewest bodies that make a spine.
 const MIN_BODIES: usize = 2;
+/// A column shorter than this cannot show two bodies with the disc between them, mm
+/// (two lower thoracic pitches): one body bounded by a clear disc is then enough.
+const SHORT_COLUMN_MM: f64 = 60.0;
 /// Shortest and longest body accepted between two discs, mm.
 const BODY_MM: (f64, f64) = (8.0, 45.0);
 
@@ -180,10 +183,14 @@ pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
     let offsets = smooth_offsets(&walls, centreline.len(), |w| {
         (w.posterior_mm + w.anterior_mm) / 2.0
     });
-    let mut vertebrae = bodies(&block, &centreline, &walls, &offsets);
+    // The column seen, without the extensions beyond the scan.
+    let seen_mm = centreline.last().map_or(0.0, |p| p.s_mm) - 2.0 * EXTEND_MM;
+    let short = seen_mm < SHORT_COLUMN_MM;
+    let mut vertebrae = bodies(&block, &centreline, &walls, &offsets, short);
     // A lone "body" is not evidence of a spine (the skull base makes one in a head
-    // CT); a column shows at least two bodies with their disc.
-    if vertebrae.len() < MIN_BODIES {
+    // CT); a column shows at least two bodies with their disc, where the scan is long
+    // enough to hold them.
+    if vertebrae.len() < if short { 1 } else { MIN_BODIES } {
         return Err(NoSpine::NoVertebraDelimited);
     }
     for v in &mut vertebrae {
@@ -463,10 +470,25 @@ fn solve_quadratic_fit(m: &[f64; 5], rhs: &[Vec3; 3]) -> Option<Vec3> {
     ))
 }
 
+/// Intercept `c0` of the weighted straight-line fit from the same moments as
+/// [`solve_quadratic_fit`]; `None` when singular.
+fn solve_linear_fit(m: &[f64; 5], rhs: &[Vec3; 3]) -> Option<Vec3> {
+    let det = m[0] * m[2] - m[1] * m[1];
+    if det.abs() < 1e-9 * m[0].powi(2).max(1e-30) {
+        return None;
+    }
+    Some((rhs[0] * m[2] - rhs[1] * m[1]) / det)
+}
+
 fn percentile(v: &mut [f64], q: f64) -> f64 {
     let i = ((v.len() - 1) as f64 * q).round() as usize;
     *v.select_nth_unstable_by(i, f64::total_cmp).1
 }
+
+/// Below this extent of the rough column the centreline is fitted with local lines,
+/// not parabolas, mm: the curvature needs several vertebrae to be told from the rough
+/// box's wobble with the vertebral period.
+const QUADRATIC_MIN_COLUMN_MM: f64 = 100.0;
 
 /// Step 2: robust smoothing of the per-slice positions into an arc-length centreline.
 fn centreline(volume: &HuVolume, rough: &[Option<Vec3>]) -> Result<Vec<CentrePoint>, NoSpine> {
@@ -524,6 +546,9 @@ fn centreline(volume: &HuVolume, rough: &[Option<Vec3>]) -> Result<Vec<CentrePoi
     // Sigma spans a vertebra: the rough box drifts with the vertebral period (arch at body
     // levels, none at discs) and that wobble must not reach the wall search.
     let sigma = 20.0 / dz;
+    // Over a short stretch the curvature term is not determined by the points (over
+    // 40 mm the column's sagitta is about 1 mm) and fits their wobble instead: a line.
+    let quadratic = extent >= QUADRATIC_MIN_COLUMN_MM;
     let smooth: Vec<Vec3> = (k0..=k1)
         .map(|k| {
             // Weighted quadratic fit p(t) = c0 + c1 t + c2 t^2; the value is c0.
@@ -544,7 +569,12 @@ fn centreline(volume: &HuVolume, rough: &[Option<Vec3>]) -> Result<Vec<CentrePoi
                     }
                 }
             }
-            solve_quadratic_fit(&m, &rhs).unwrap_or_else(|| rhs[0] / m[0])
+            if quadratic {
+                solve_quadratic_fit(&m, &rhs)
+            } else {
+                solve_linear_fit(&m, &rhs)
+            }
+            .unwrap_or_else(|| rhs[0] / m[0])
         })
         .collect();
     // Order caudal to cranial, then resample by arc length.
@@ -673,7 +703,8 @@ struct Walls {
     anterior_mm: f64,
 }
 
-/// Step 4a: walls every 5 mm, from the bright-fraction of columns over a ±15 mm window.
+/// Step 4a: walls every 5 mm, from two profiles across the column over a ±15 mm window
+/// of rows: the fraction of bright (cortex) samples and the mean HU of each column.
 fn walls(block: &Block) -> Vec<Walls> {
     let win = (15.0 / STEP_MM) as usize;
     let every = (5.0 / STEP_MM) as usize;
@@ -683,36 +714,29 @@ fn walls(block: &Block) -> Vec<Walls> {
         .filter_map(|r| {
             let lo = r.saturating_sub(win);
             let hi = (r + win + 1).min(block.rows);
-            let frac: Vec<f64> = (0..na)
+            let (frac, mean): (Vec<f64>, Vec<f64>) = (0..na)
                 .map(|a| {
-                    let vals: Vec<f32> = (lo..hi)
-                        .map(|s| block.mid(s, a))
+                    let vals: Vec<f64> = (lo..hi)
+                        .map(|s| f64::from(block.mid(s, a)))
                         .filter(|v| !v.is_nan())
                         .collect();
                     if vals.is_empty() {
-                        return f64::NAN;
+                        return (f64::NAN, f64::NAN);
                     }
-                    vals.iter().filter(|v| f64::from(**v) > CORTEX_HU).count() as f64
-                        / vals.len() as f64
+                    let n = vals.len() as f64;
+                    (
+                        vals.iter().filter(|v| **v > CORTEX_HU).count() as f64 / n,
+                        vals.iter().sum::<f64>() / n,
+                    )
                 })
-                .collect();
-            // Smooth the column profile over 1.5 mm.
-            let sm: Vec<f64> = (0..na)
-                .map(|a| {
-                    let w: Vec<f64> = (a.saturating_sub(1)..(a + 2).min(na))
-                        .map(|i| frac[i])
-                        .filter(|v| !v.is_nan())
-                        .collect();
-                    if w.is_empty() {
-                        f64::NAN
-                    } else {
-                        w.iter().sum::<f64>() / w.len() as f64
-                    }
-                })
-                .collect();
+                .unzip();
+            let profile = Profile {
+                bright: smooth_columns(&frac),
+                mean_hu: smooth_columns(&mean),
+            };
             let near_end =
                 (r as f64 * STEP_MM).min((block.rows - r) as f64 * STEP_MM) < END_FALLBACK_MM;
-            find_walls(&sm, &block.anterior, near_end).map(|(p, a)| Walls {
+            find_walls(&profile, &block.anterior, near_end).map(|(p, a)| Walls {
                 row: r,
                 posterior_mm: p,
                 anterior_mm: a,
@@ -721,14 +745,56 @@ fn walls(block: &Block) -> Vec<Walls> {
         .collect()
 }
 
-/// Canal = longest run of never-bright columns (5-30 mm) with bone on both sides;
+/// A column profile smoothed over 1.5 mm (three columns), NaN kept out of the mean.
+fn smooth_columns(v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    (0..n)
+        .map(|a| {
+            let w: Vec<f64> = (a.saturating_sub(1)..(a + 2).min(n))
+                .map(|i| v[i])
+                .filter(|x| !x.is_nan())
+                .collect();
+            if w.is_empty() {
+                f64::NAN
+            } else {
+                w.iter().sum::<f64>() / w.len() as f64
+            }
+        })
+        .collect()
+}
+
+/// Profiles across the column (one value per anterior offset) for the wall search.
+struct Profile {
+    /// Fraction of samples above [`CORTEX_HU`].
+    bright: Vec<f64>,
+    /// Mean HU.
+    mean_hu: Vec<f64>,
+}
+
+/// Mean HU below which a never-bright column is soft tissue (the canal's CSF and cord,
+/// prevertebral fat and muscle), not the grey interior of an osteoporotic body: real
+/// and synthetic bodies average 100 HU or more over a window that includes their
+/// endplates.
+const SOFT_TISSUE_MAX_HU: f64 = 90.0;
+
+/// Mean HU of a column that bounds the canal when it is not bright in places: well above
+/// soft tissue and a body's grey interior.
+const CANAL_BOUNDARY_MIN_HU: f64 = 160.0;
+
+/// Canal = the most posterior run of never-bright soft-tissue columns (5-30 mm) with
+/// bone on both sides;
 /// posterior wall = brightest column just in front of it; anterior wall = last bright
 /// column before the prevertebral soft tissue.
-fn find_walls(frac: &[f64], offsets: &[f64], allow_hump: bool) -> Option<(f64, f64)> {
+fn find_walls(profile: &Profile, offsets: &[f64], allow_hump: bool) -> Option<(f64, f64)> {
     const DARK: f64 = 0.04;
     const BRIGHT: f64 = 0.25;
+    let frac = &profile.bright;
     let n = frac.len();
-    let dark = |i: usize| frac[i].is_nan() || frac[i] < DARK;
+    let dark =
+        |i: usize| frac[i].is_nan() || (frac[i] < DARK && profile.mean_hu[i] < SOFT_TISSUE_MAX_HU);
+    // Bone beside the canal: bright in places (cortex), or dense on average (the thin
+    // posterior wall of an osteoporotic body, blurred by thick slices).
+    let bony = |i: usize| frac[i] > BRIGHT || profile.mean_hu[i] >= CANAL_BOUNDARY_MIN_HU;
     let mut best: Option<(usize, usize)> = None;
     let mut i = 0;
     while i < n {
@@ -746,15 +812,16 @@ fn find_walls(frac: &[f64], offsets: &[f64], allow_hump: bool) -> Option<(f64, f
             continue;
         }
         let reach = (4.0 / STEP_MM) as usize;
-        let before = frac[a.saturating_sub(reach)..a].iter().any(|v| *v > BRIGHT);
-        let after = frac[b..(b + reach).min(n)].iter().any(|v| *v > BRIGHT);
+        let before = (a.saturating_sub(reach)..a).any(bony);
+        let after = (b..(b + reach).min(n)).any(bony);
         if !(before && after) {
             continue;
         }
-        // Prefer the canal nearest the rough column (offset 0).
+        // The canal is the most posterior such run: in front of it an osteoporotic
+        // body's interior (never above the cortex threshold) is bounded by its walls,
+        // and so is the fat before a calcified aorta; behind the arch nothing is.
         let centre = (offsets[a] + offsets[b - 1]) / 2.0;
-        if best.is_none_or(|(ba, bb)| centre.abs() < ((offsets[ba] + offsets[bb - 1]) / 2.0).abs())
-        {
+        if best.is_none_or(|(ba, bb)| centre < (offsets[ba] + offsets[bb - 1]) / 2.0) {
             best = Some((a, b));
         }
     }
@@ -904,6 +971,7 @@ fn bodies(
     line: &[CentrePoint],
     walls: &[Walls],
     offsets: &[f64],
+    short: bool,
 ) -> Vec<LocatedVertebra> {
     if walls.is_empty() {
         return Vec::new();
@@ -912,7 +980,7 @@ fn bodies(
     let ant = smooth_offsets(walls, block.rows, |w| w.anterior_mm);
     let band = discs::band(block);
     let period = discs::local_period(&band);
-    let found = discs::find(&band, offsets, &period);
+    let found = discs::find(&band, offsets, &period, short);
     let spans: Vec<_> = discs::bodies(&found, &band, offsets, &period)
         .into_iter()
         .filter(|b| (BODY_MM.0..=BODY_MM.1).contains(&b.height_mm()))
@@ -935,7 +1003,9 @@ fn bodies(
                 // A body between two discs stands on their evidence; one at either end
                 // of the column needs its endplates seen as well (the column may have
                 // bent away from the centreline there: a cervical lordosis, the sacrum).
-                None if b.at_end || outermost(k) => return None,
+                // A short scan's lone body has no other evidence to weigh: its disc and
+                // walls place it.
+                None if (b.at_end || outermost(k)) && !short => return None,
                 None => {}
             }
             let centre = p.at(0.0, offset) + (q.at(0.0, offset) - p.at(0.0, offset)) * t;

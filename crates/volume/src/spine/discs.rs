@@ -43,7 +43,8 @@ const BONE_MEDIAN_HALF_MM: f64 = 12.0;
 const CANDIDATE_MIN_SCORE: f64 = 0.15;
 /// The discs at the ends of a chain must score this high.
 const END_DISC_MIN_SCORE: f64 = 0.3;
-/// With no second disc in view, a lone disc must score this high.
+/// With no second disc in view, a lone disc must score this high, unless the scan is too
+/// short to show a second one: then any candidate, its body's endplates to be seen.
 const LONE_DISC_MIN_SCORE: f64 = 0.5;
 /// Disc-to-disc pitch, mm: from C7 (about 15 mm) to L4 (about 40 mm), less for a
 /// crushed body, more for a disc missed under a fused or bridged level.
@@ -194,7 +195,9 @@ fn scores(band: &[Vec<f32>], body_centre_mm: &[f64]) -> Vec<(f64, f64, f64)> {
                 above_sum += (above.0 - s) as f64;
             }
         }
-        if total > 0 {
+        // Where the scan's edge cuts the plane obliquely only a few columns are scored:
+        // too few to tell a disc.
+        if total as usize * 2 > a1 - a0 + 1 {
             let score = f64::from(hits) / f64::from(total);
             let (b, u) = if hits > 0 {
                 (below_sum / f64::from(hits), above_sum / f64::from(hits))
@@ -275,7 +278,7 @@ pub(super) fn local_period(band: &[Vec<f32>]) -> Vec<Option<f64>> {
 /// The chain of discs that best explains the scores under the pitch prior. A step of
 /// the chain may span two pitches (a disc that did not show: a bridged or fused level,
 /// a crushed endplate), at a cost; the missed disc is then placed half-way.
-fn chain(candidates: &[Disc], period: &[Option<f64>]) -> Vec<Disc> {
+fn chain(candidates: &[Disc], period: &[Option<f64>], lone_min_score: f64) -> Vec<Disc> {
     let n = candidates.len();
     let pos = |i: usize| candidates[i].row as f64 * STEP_MM;
     let reward = |i: usize| candidates[i].score - DISC_REWARD_FLOOR;
@@ -342,7 +345,7 @@ fn chain(candidates: &[Disc], period: &[Option<f64>]) -> Vec<Disc> {
         // No pair in reach: a lone disc, if it is clear.
         return candidates
             .iter()
-            .filter(|c| c.score >= LONE_DISC_MIN_SCORE)
+            .filter(|c| c.score >= lone_min_score)
             .max_by(|a, b| a.score.total_cmp(&b.score))
             .copied()
             .into_iter()
@@ -374,8 +377,14 @@ fn chain(candidates: &[Disc], period: &[Option<f64>]) -> Vec<Disc> {
     out
 }
 
-/// The discs along the column, caudal first; `period` from [`local_period`].
-pub(super) fn find(band: &[Vec<f32>], body_centre_mm: &[f64], period: &[Option<f64>]) -> Vec<Disc> {
+/// The discs along the column, caudal first; `period` from [`local_period`]. `short`:
+/// the scan covers too little of the column to show two discs.
+pub(super) fn find(
+    band: &[Vec<f32>],
+    body_centre_mm: &[f64],
+    period: &[Option<f64>],
+    short: bool,
+) -> Vec<Disc> {
     let sc = scores(band, body_centre_mm);
     let raw: Vec<f64> = sc
         .iter()
@@ -402,7 +411,12 @@ pub(super) fn find(band: &[Vec<f32>], body_centre_mm: &[f64], period: &[Option<f
             score: smooth[i],
         })
         .collect();
-    let mut discs = chain(&candidates, period);
+    let lone_min_score = if short {
+        CANDIDATE_MIN_SCORE
+    } else {
+        LONE_DISC_MIN_SCORE
+    };
+    let mut discs = chain(&candidates, period, lone_min_score);
     // A chain's end disc has no neighbour beyond it to vouch for it: it must be clear.
     while discs.len() > 1 && discs.last().is_some_and(|d| d.score < END_DISC_MIN_SCORE) {
         discs.pop();
