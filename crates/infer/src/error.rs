@@ -152,4 +152,60 @@ pub enum Error {
         #[source]
         source: ort::Error,
     },
+
+    /// A model manifest or ONNX file could not be read.
+    #[error("could not read {}", path.display())]
+    ModelIo {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A model manifest is malformed or describes something spinewatch cannot feed.
+    #[error("model manifest {}: {problem}", path.display())]
+    ModelManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// The ONNX file is not the one its manifest describes.
+    #[error("model {} does not match its manifest: {problem}", path.display())]
+    ModelMismatch {
+        /// The ONNX file.
+        path: PathBuf,
+        /// What differs.
+        problem: String,
+    },
+
+    /// ONNX Runtime could not open the model.
+    #[error("ONNX Runtime could not open the model {}", path.display())]
+    ModelOpen {
+        /// The ONNX file.
+        path: PathBuf,
+        /// ONNX Runtime's error.
+        #[source]
+        source: ort::Error,
+    },
+
+    /// A session could not be configured.
+    #[error("could not configure an ONNX Runtime session")]
+    Session(#[source] ort::Error),
+
+    /// The requested execution provider could not be registered (and CPU fallback is
+    /// not allowed).
+    #[error("execution provider {provider} is not available: {detail}")]
+    ProviderUnavailable {
+        /// The provider requested.
+        provider: crate::ExecutionProvider,
+        /// ONNX Runtime's reason.
+        detail: String,
+    },
+
+    /// Running the model failed.
+    #[error("inference failed")]
+    Run(#[source] ort::Error),
 }

@@ -7,6 +7,8 @@
 //!   `ORT_DYLIB_PATH`, the project's `.venv`, the Python `onnxruntime` package), checks its
 //!   version *before* `ort` sees it, and creates the one process-wide environment.
 //! - [`provider`]: the execution providers spinewatch can be configured to use.
+//! - [`model`]: a fracture model checked against its manifest and run in a session.
+//! - [`detect`]: a study's analysis in, typed findings out (model + morphometry).
 //! - [`error`]: the crate's [`Error`] and [`Result`].
 //!
 //! ```no_run
@@ -20,10 +22,14 @@
 //! # }
 //! ```
 
+pub mod detect;
 pub mod error;
+pub mod model;
 pub mod provider;
 pub mod runtime;
 
+pub use detect::{StudyFindings, VertebraFinding};
 pub use error::{Error, Result};
+pub use model::{Model, ModelManifest, Prediction, SessionOptions};
 pub use provider::ExecutionProvider;
 pub use runtime::{DylibRequest, DylibSource, Runtime};

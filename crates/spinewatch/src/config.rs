@@ -25,6 +25,34 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The ONNX Runtime library and the execution provider.
     pub runtime: RuntimeConfig,
+    /// The fracture model and how it is run.
+    pub model: ModelConfig,
+}
+
+/// `[model]`: the fracture model and how it is run.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model's manifest (the ONNX file is named in it, relative to it); default
+    /// `models/vertebra-fracture/manifest.toml`.
+    pub manifest: PathBuf,
+    /// Threads inside one inference (ONNX Runtime intra-op threads); default 2.
+    pub threads: usize,
+    /// Vertebra patches per inference call; default 16.
+    pub batch_size: usize,
+    /// Studies read, located and analysed at once; default 2.
+    pub parallel_studies: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            manifest: PathBuf::from("models/vertebra-fracture/manifest.toml"),
+            threads: 2,
+            batch_size: 16,
+            parallel_studies: 2,
+        }
+    }
 }
 
 /// `[storage]`: where spinewatch keeps its files.

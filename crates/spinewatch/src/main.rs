@@ -7,12 +7,18 @@
 //! ```text
 //! synth  -> spinewatch-testkit (phantom + DICOM writer)
 //! volume -> spinewatch-volume  (series reading, geometry, HU)
+//! dataset -> testkit + volume  (the model's training patches)
+//! scan   -> volume + infer      (eligibility, spine, model, morphometry)
+//! eval   -> testkit + scan's path (held-out synthetic studies, AUC, sensitivity)
 //! doctor -> spinewatch-infer   (ONNX Runtime discovery) + config paths
 //! ```
 
 mod config;
+mod dataset;
 mod doctor;
+mod eval;
 mod render;
+mod scan;
 mod synth;
 mod volume;
 
@@ -60,6 +66,12 @@ pub enum Command {
     Synth(Box<synth::SynthArgs>),
     /// Read the DICOM files of one study and report its series and geometry.
     Volume(volume::VolumeArgs),
+    /// Analyse studies offline: findings per vertebra, or why a study was not analysed.
+    Scan(scan::ScanArgs),
+    /// Measure the model and the whole path on held-out synthetic studies.
+    Eval(eval::EvalArgs),
+    /// Write the model's training set: synthetic studies through the volume stage.
+    Dataset(dataset::DatasetArgs),
 }
 
 fn main() -> ExitCode {
@@ -79,6 +91,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(&cli, args),
         Command::Synth(args) => synth::run(args),
         Command::Volume(args) => volume::run(args),
+        Command::Dataset(args) => dataset::run(args),
+        Command::Scan(args) => scan::run(&cli, args),
+        Command::Eval(args) => eval::run(&cli, args),
     }
 }
 

@@ -95,6 +95,14 @@ pub struct ScanSummary {
 /// Reads the files below `paths` as one study and runs the volume stage. I/O errors on
 /// the paths themselves are errors; everything about the content is an outcome.
 pub fn analyse(paths: &[PathBuf], rules: &SelectRules) -> Result<Analysis> {
+    let mut analysis = prepare(paths, rules)?;
+    reconstruct(&mut analysis);
+    Ok(analysis)
+}
+
+/// The header-only half of [`analyse`]: reads the headers below `paths` and chooses the
+/// series, so that a study can be turned away (eligibility) before any pixel is decoded.
+pub fn prepare(paths: &[PathBuf], rules: &SelectRules) -> Result<Analysis> {
     let Scan {
         headers,
         not_dicom,
@@ -120,32 +128,42 @@ pub fn analyse(paths: &[PathBuf], rules: &SelectRules) -> Result<Analysis> {
         spine: None,
         not_analysable: None,
     };
-    let Some((_, sorted)) = analysis.choice.chosen.as_ref() else {
+    if analysis.choice.chosen.is_none() {
         analysis.not_analysable = Some(NotAnalysable::NoSuitableSeries {
             detail: analysis.choice.why.clone(),
         });
         return Ok(analysis);
-    };
+    }
     match &analysis.choice.inadequate {
         Some(select::Rejection::TooThick { thickness_mm }) => {
             analysis.not_analysable = Some(NotAnalysable::SeriesTooThick {
                 thickness_mm: *thickness_mm,
             });
-            return Ok(analysis);
         }
         Some(select::Rejection::TooFewSlices { slices }) => {
             analysis.not_analysable = Some(NotAnalysable::TooFewSlices { slices: *slices });
-            return Ok(analysis);
         }
         _ => {}
     }
+    Ok(analysis)
+}
+
+/// The pixel half of [`analyse`]: decodes the chosen series and locates the spine,
+/// unless [`prepare`] already found the study not analysable.
+pub fn reconstruct(analysis: &mut Analysis) {
+    if analysis.not_analysable.is_some() {
+        return;
+    }
+    let Some((_, sorted)) = analysis.choice.chosen.as_ref() else {
+        return;
+    };
     let volume = match HuVolume::decode(sorted) {
         Ok(v) => v,
         Err(e) => {
             analysis.not_analysable = Some(NotAnalysable::CorruptPixelData {
                 detail: format!("{e}"),
             });
-            return Ok(analysis);
+            return;
         }
     };
     match spine::locate(&volume) {
@@ -153,5 +171,4 @@ pub fn analyse(paths: &[PathBuf], rules: &SelectRules) -> Result<Analysis> {
         Err(detail) => analysis.not_analysable = Some(NotAnalysable::NoSpine { detail }),
     }
     analysis.volume = Some(volume);
-    Ok(analysis)
 }

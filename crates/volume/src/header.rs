@@ -54,6 +54,12 @@ pub struct InstanceHeader {
     pub convolution_kernel: Option<String>,
     /// GantryDetectorTilt, degrees.
     pub gantry_tilt_deg: Option<f64>,
+    /// PatientAge as written (`nnnY`, `nnnM`, `nnnW`, `nnnD`).
+    pub patient_age: Option<String>,
+    /// PatientBirthDate (`YYYYMMDD`).
+    pub patient_birth_date: Option<String>,
+    /// StudyDate (`YYYYMMDD`).
+    pub study_date: Option<String>,
 }
 
 /// CT Image Storage.
@@ -216,6 +222,9 @@ pub fn read(path: &Path) -> Result<InstanceHeader> {
             .map(|k| k.split('\\').next().unwrap_or("").to_owned()),
         gantry_tilt_deg: floats(&obj, tags::GANTRY_DETECTOR_TILT, path, "GantryDetectorTilt")?
             .and_then(|v| v.first().copied()),
+        patient_age: text(&obj, tags::PATIENT_AGE),
+        patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
+        study_date: text(&obj, tags::STUDY_DATE),
     })
 }
 

@@ -13,6 +13,7 @@
 //!   ImagePositionPatient on the slice normal (never InstanceNumber or file name),
 //!   spacing checks, gantry tilt.
 //! - [`select`]: which series of a study to reconstruct, and why.
+//! - [`eligibility`]: CT of a patient aged 50 or more (PatientAge, else birth date).
 //! - [`hu`]: pixel decoding (every transfer syntax dicom-rs decodes), rescale to HU,
 //!   PixelPaddingValue, trilinear sampling at patient coordinates.
 //!
@@ -20,12 +21,16 @@
 //! - [`spine`]: the column's centreline, vertebral body centres and labels.
 //! - [`reformat`]: the curved sagittal reformat and per-vertebra patches, shaped by a
 //!   manifest.
+//! - [`morphometry`]: anterior, middle and posterior heights of each located body and
+//!   the Genant grade they give.
 //! - [`analyse`]: the whole stage in one call, "not analysable" a typed outcome.
 
 pub mod analyse;
+pub mod eligibility;
 pub mod error;
 pub mod header;
 pub mod hu;
+pub mod morphometry;
 pub mod open;
 pub mod reformat;
 pub mod resample;

@@ -13,6 +13,7 @@
 pub mod acquisition;
 pub mod anatomy;
 pub mod dicom;
+pub mod draw;
 pub mod primitive;
 pub mod render;
 pub mod rle;
