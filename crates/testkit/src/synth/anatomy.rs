@@ -308,7 +308,21 @@ pub fn build(spec: &SynthSpec) -> Phantom {
 
     // Centreline: arc length s from the top of T1; theta is the sagittal angle of the
     // caudal tangent (positive: going posterior as it descends).
-    let central: Vec<f64> = shapes.iter().map(|b| b.height_at(0.0, 0.0)).collect();
+    // Bodies are stacked by their central heights, except a biconcave fracture: its
+    // depressed centre leaves its rims, and the discs beside them, where they were, so it
+    // is stacked by its rims (the mean of its anterior and posterior lines).
+    let central: Vec<f64> = shapes
+        .iter()
+        .zip(&truths_extra)
+        .map(|(b, extra)| {
+            let h = measured_heights(b);
+            if extra.3 == Some(Morphology::Biconcave) {
+                b.height_at(0.0, 0.0).max((h.anterior + h.posterior) / 2.0)
+            } else {
+                b.height_at(0.0, 0.0)
+            }
+        })
+        .collect();
     let mut body_spans = Vec::with_capacity(shapes.len());
     let mut s = 0.0;
     for (i, h) in central.iter().enumerate() {

@@ -60,6 +60,9 @@ const DISC_REWARD_FLOOR: f64 = 0.1;
 /// Cost of a chain step over a disc that did not show (in disc-score units: a missed
 /// disc must be better explained than by a strong line half a vertebra off).
 const MISSED_DISC_COST: f64 = 0.5;
+/// Most pitches one chain step spans: two discs may fail to show together (both
+/// endplates of a biconcave fracture, depressed into the body, bound no thin disc).
+const MAX_STEP_PITCHES: usize = 3;
 /// Weight of the squared log-ratio of neighbouring pitches.
 const PITCH_RATIO_WEIGHT: f64 = 4.0;
 /// Weight of the squared log-ratio of a pitch to the band's local period.
@@ -276,8 +279,9 @@ pub(super) fn local_period(band: &[Vec<f32>]) -> Vec<Option<f64>> {
 }
 
 /// The chain of discs that best explains the scores under the pitch prior. A step of
-/// the chain may span two pitches (a disc that did not show: a bridged or fused level,
-/// a crushed endplate), at a cost; the missed disc is then placed half-way.
+/// the chain may span up to [`MAX_STEP_PITCHES`] pitches (discs that did not show: a
+/// bridged or fused level, a crushed endplate), at a cost per missed disc; the missed
+/// discs are then placed evenly.
 fn chain(candidates: &[Disc], period: &[Option<f64>], lone_min_score: f64) -> Vec<Disc> {
     let n = candidates.len();
     let pos = |i: usize| candidates[i].row as f64 * STEP_MM;
@@ -288,7 +292,7 @@ fn chain(candidates: &[Disc], period: &[Option<f64>], lone_min_score: f64) -> Ve
         period[mid].map_or(0.0, |p| {
             let r = ((pos(j) - pos(i)) / (m as f64 * p)).ln();
             PITCH_PRIOR_WEIGHT * r * r
-        }) + if m > 1 { MISSED_DISC_COST } else { 0.0 }
+        }) + (m - 1) as f64 * MISSED_DISC_COST
     };
     // The pitch of the step i -> j if it spans `m` pitches, when plausible.
     let pitch = |i: usize, j: usize, m: usize| {
@@ -297,11 +301,11 @@ fn chain(candidates: &[Disc], period: &[Option<f64>], lone_min_score: f64) -> Ve
     };
     // value[m - 1][i][j]: best chain whose last step is i -> j spanning m pitches;
     // from[..]: the step before it (disc h, its span).
-    let mut value = vec![vec![vec![f64::NEG_INFINITY; n]; n]; 2];
-    let mut from = vec![vec![vec![None::<(usize, usize)>; n]; n]; 2];
+    let mut value = vec![vec![vec![f64::NEG_INFINITY; n]; n]; MAX_STEP_PITCHES];
+    let mut from = vec![vec![vec![None::<(usize, usize)>; n]; n]; MAX_STEP_PITCHES];
     for j in 0..n {
         for i in 0..j {
-            for m in 1..=2 {
+            for m in 1..=MAX_STEP_PITCHES {
                 if pitch(i, j, m).is_some() {
                     value[m - 1][i][j] = reward(i) + reward(j) - prior(i, j, m);
                 }
@@ -310,17 +314,17 @@ fn chain(candidates: &[Disc], period: &[Option<f64>], lone_min_score: f64) -> Ve
     }
     for j in 0..n {
         for i in 0..j {
-            for m0 in 1..=2 {
+            for m0 in 1..=MAX_STEP_PITCHES {
                 let v = value[m0 - 1][i][j];
                 if v == f64::NEG_INFINITY {
                     continue;
                 }
                 let Some(p0) = pitch(i, j, m0) else { continue };
                 for k in j + 1..n {
-                    if pos(k) - pos(j) > 2.0 * PITCH_MM.1 {
+                    if pos(k) - pos(j) > MAX_STEP_PITCHES as f64 * PITCH_MM.1 {
                         break;
                     }
-                    for m in 1..=2 {
+                    for m in 1..=MAX_STEP_PITCHES {
                         let Some(p) = pitch(j, k, m) else { continue };
                         let ratio = (p / p0).ln();
                         if ratio.abs() > PITCH_RATIO_MAX.ln() {
@@ -337,7 +341,7 @@ fn chain(candidates: &[Disc], period: &[Option<f64>], lone_min_score: f64) -> Ve
             }
         }
     }
-    let best = (0..2)
+    let best = (0..MAX_STEP_PITCHES)
         .flat_map(|m| (0..n).flat_map(move |j| (0..j).map(move |i| (m + 1, i, j))))
         .filter(|(m, i, j)| value[m - 1][*i][*j] > f64::NEG_INFINITY)
         .max_by(|a, b| value[a.0 - 1][a.1][a.2].total_cmp(&value[b.0 - 1][b.1][b.2]));
@@ -360,11 +364,11 @@ fn chain(candidates: &[Disc], period: &[Option<f64>], lone_min_score: f64) -> Ve
     steps.reverse();
     let mut out = vec![candidates[steps[0].0]];
     for (lo, hi, m) in steps {
-        if m == 2 {
-            let (a, b) = (candidates[lo], candidates[hi]);
-            let row = (a.row + b.row) / 2;
-            let half =
-                ((a.upper_endplate - a.row as f64) + (b.row as f64 - b.lower_endplate)) / 2.0;
+        // Discs that did not show, evenly between the two that did.
+        let (a, b) = (candidates[lo], candidates[hi]);
+        let half = ((a.upper_endplate - a.row as f64) + (b.row as f64 - b.lower_endplate)) / 2.0;
+        for k in 1..m {
+            let row = a.row + (b.row - a.row) * k / m;
             out.push(Disc {
                 row,
                 lower_endplate: row as f64 - half,
