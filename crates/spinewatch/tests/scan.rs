@@ -37,34 +37,35 @@ fn ort_available() -> bool {
     ok
 }
 
-fn synth(dir: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(["synth", "--out"])
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
+/// Runs `command`, which must succeed; its standard output.
+fn run_ok(command: &mut Command) -> Vec<u8> {
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn synth(dir: &Path, args: &[&str]) {
+    run_ok(
+        Command::new(BIN)
+            .args(["synth", "--out"])
+            .arg(dir)
+            .args(args),
     );
 }
 
 fn scan(config: &Path, args: &[&std::ffi::OsStr]) -> Vec<Value> {
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(["scan", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .args(["scan", "--json"])
+            .args(args),
     );
-    String::from_utf8(out.stdout)
+    String::from_utf8(out)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -151,18 +152,13 @@ fn issue_4_eval_reports_its_metrics() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path());
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .args(["eval", "--n", "3", "--seed", "5", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_ok(
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["eval", "--n", "3", "--seed", "5", "--json"]),
     );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r: Value = serde_json::from_slice(&out).unwrap();
     for key in [
         "study_auc",
         "vertebra_auc",
@@ -178,4 +174,43 @@ fn issue_4_eval_reports_its_metrics() {
     // located and measured.
     assert!(r["located_rate"].as_f64().unwrap() > 0.5, "{r}");
     assert!(r["height_error_mm"][0].as_f64().unwrap() < 1.5, "{r}");
+}
+
+#[test]
+fn issue_4_real_ct_scans_complete_without_grade_2_3_flags() {
+    if !ort_available() {
+        return;
+    }
+    let Some(data) = peers::real_data() else {
+        return;
+    };
+    let studies: Vec<std::path::PathBuf> = ["ct/lidc-idri-0003", "ct/totalseg-example-dicom"]
+        .iter()
+        .map(|s| data.join(s))
+        .filter(|p| p.is_dir())
+        .collect();
+    if studies.is_empty() {
+        eprintln!("skipping: no real CT in {}", data.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    // Anonymised: no age, so every age is asked for.
+    let mut args: Vec<&std::ffi::OsStr> = vec!["--all".as_ref()];
+    args.extend(studies.iter().map(|p| p.as_os_str()));
+    let results = scan(&cfg, &args);
+    assert_eq!(results.len(), studies.len());
+    for r in &results {
+        // No known fracture in these studies: a grade 2-3 flag would cost nurse time.
+        assert_eq!(r["not_analysable"], Value::Null, "{r}");
+        let vertebrae = r["vertebrae"].as_array().unwrap();
+        assert!(!vertebrae.is_empty(), "{r}");
+        for v in vertebrae {
+            assert!(
+                !(v["flagged"] == true && v["grade"].as_u64().unwrap() >= 2),
+                "{}: {v}",
+                r["path"]
+            );
+        }
+    }
 }
