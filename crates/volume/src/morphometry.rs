@@ -83,6 +83,11 @@ const BEYOND_SEARCH_MM: f64 = 2.5;
 /// from the line's base, mm (the base may be off the mid-plane by the located centre's
 /// error, 1-2 mm, and a crushed body's disc-to-disc height is a poor guide).
 const ENDPLATE_MARGIN_MM: f64 = 8.0;
+/// A wall needs one profile in this many to find it: one level of three is enough at
+/// first, when the located centre sits off the middle of a crushed body (its
+/// disc-to-disc span is taller than the body); the frame then turns and moves onto the
+/// body's mid-plane and the walls are measured again.
+const WALL_MIN_SHARE_DEN: usize = 3;
 /// A wall is sought up to half the located depth plus this much from the centre, mm.
 const WALL_MARGIN_MM: f64 = 10.0;
 /// Wall profiles run at these fractions of the located disc-to-disc height above and
@@ -412,7 +417,7 @@ fn cortex_threshold(volume: &HuVolume, frame: &Frame, v: &LocatedVertebra) -> Op
 
 /// Outer edges of the posterior and anterior walls, as offsets along the anterior axis
 /// (the posterior one negative), mm: medians over profiles at [`WALL_LEVELS`] and
-/// [`LATERAL_OFFSETS_MM`], each wall needing half of its profiles.
+/// [`LATERAL_OFFSETS_MM`], each wall needing a third of its profiles.
 fn walls(
     volume: &HuVolume,
     frame: &Frame,
@@ -433,7 +438,7 @@ fn walls(
             .iter()
             .filter_map(|s| outer_edge(volume, *s, dir, reach_mm, threshold_hu))
             .collect();
-        (2 * found.len() >= starts.len())
+        (WALL_MIN_SHARE_DEN * found.len() >= starts.len())
             .then(|| median(&mut found))
             .flatten()
     };
