@@ -4,7 +4,7 @@
 # preprocessing that serves), trains with PyTorch on CPU and exports the ONNX file, its
 # manifest and its validation metrics to models/vertebra-fracture/.
 #
-#   models/train.sh            # the committed model: 180 studies, seeds 1..180
+#   models/train.sh            # the committed model: 220 studies, seeds 1..220
 #   N=400 models/train.sh      # more studies
 #
 # Runs outside CI: PyTorch from PyPI needs about 6 GB (models/.venv-train, git-ignored).
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=${N:-180}
+N=${N:-220}
 SEED=${SEED:-1}
 TRAIN_SEED=${TRAIN_SEED:-20261121}
 EPOCHS=${EPOCHS:-30}
