@@ -22,6 +22,7 @@ use spinewatch_infer::{StudyFindings, detect};
 
 use spinewatch_volume::analyse;
 use spinewatch_volume::eligibility::{self, Eligibility};
+use spinewatch_volume::reformat::ReformatManifest;
 use spinewatch_volume::select::SelectRules;
 
 use crate::Cli;
@@ -72,10 +73,12 @@ pub fn load_model(cli: &Cli, config: &Config) -> anyhow::Result<Model> {
         .with_context(|| format!("loading the model {}", config.model.manifest.display()))
 }
 
-/// Analyses one study with `model` (locked only while it runs).
+/// Analyses one study with `model` (locked only while it runs); `shape` is the model's
+/// reformat (its manifest's `[input.reformat]`).
 pub fn scan_study(
     path: &Path,
     model: &Mutex<Model>,
+    shape: &ReformatManifest,
     all_ages: bool,
     rules: &SelectRules,
 ) -> anyhow::Result<ScanResult> {
@@ -91,13 +94,7 @@ pub fn scan_study(
         analyse::reconstruct(&mut analysis);
     }
     // Reformat and morphometry outside the lock; only the inference shares the model.
-    let shape = model
-        .lock()
-        .map_err(|_| anyhow::anyhow!("model lock poisoned"))?
-        .manifest
-        .input
-        .reformat;
-    let prepared = detect::prepare(&analysis, &shape);
+    let prepared = detect::prepare(&analysis, shape);
     let findings = {
         let mut m = model
             .lock()
@@ -115,7 +112,9 @@ pub fn scan_study(
 /// Runs `spinewatch scan`.
 pub fn run(cli: &Cli, args: &ScanArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
-    let model = Mutex::new(load_model(cli, &config)?);
+    let model = load_model(cli, &config)?;
+    let shape = model.manifest.input.reformat;
+    let model = Mutex::new(model);
     let rules = SelectRules::default();
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<anyhow::Result<ScanResult>>>> =
@@ -130,7 +129,7 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> anyhow::Result<ExitCode> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(path) = args.paths.get(i) else { break };
-                    let r = scan_study(path, &model, args.all, &rules);
+                    let r = scan_study(path, &model, &shape, args.all, &rules);
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(r);
                     }
