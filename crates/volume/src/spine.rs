@@ -61,6 +61,9 @@ const MIN_BODIES: usize = 2;
 const SHORT_COLUMN_MM: f64 = 60.0;
 /// Shortest and longest body accepted between two discs, mm.
 const BODY_MM: (f64, f64) = (8.0, 45.0);
+/// An end body whose endplates are too faint to see (osteopenic bone, a soft kernel) is
+/// kept when its AP profile correlates this well with its neighbour's.
+const END_PROFILE_MIN_CORRELATION: f64 = 0.8;
 
 /// Why no spine was found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1002,10 +1005,24 @@ fn bodies(
                 Some((c, d)) => (offset, depth) = (c, d),
                 // A body between two discs stands on their evidence; one at either end
                 // of the column needs its endplates seen as well (the column may have
-                // bent away from the centreline there: a cervical lordosis, the sacrum).
-                // A short scan's lone body has no other evidence to weigh: its disc and
-                // walls place it.
-                None if (b.at_end || outermost(k)) && !short => return None,
+                // bent away from the centreline there: a cervical lordosis, the sacrum),
+                // or, where its endplates are too faint for that (osteopenic bone, a
+                // soft kernel), its AP profile must follow its neighbour's. A short
+                // scan's lone body has no other evidence to weigh: its disc and walls
+                // place it.
+                None if (b.at_end || outermost(k)) && !short => {
+                    let neighbour = if k == 0 {
+                        spans.get(1)
+                    } else {
+                        spans.get(k - 1)
+                    };
+                    let follows = neighbour
+                        .and_then(|n| discs::profile_match(&band, &b, n, offset))
+                        .is_some_and(|r| r >= END_PROFILE_MIN_CORRELATION);
+                    if !follows {
+                        return None;
+                    }
+                }
                 None => {}
             }
             let centre = p.at(0.0, offset) + (q.at(0.0, offset) - p.at(0.0, offset)) * t;

@@ -127,11 +127,23 @@ fn issue_3_lidc_column_is_followed_and_bodies_lie_in_bone() {
         spine.length_mm,
         z1 - z0
     );
-    // Eleven of the ~14 bodies in view (the ends of the column are not yet all found).
+    // Twelve bodies lie wholly in view; the scan's edges cut through the next one at each
+    // end (its reformat shows the cut).
     assert!(
-        spine.vertebrae.len() >= 11,
+        spine.vertebrae.len() >= 12,
         "{} bodies located",
         spine.vertebrae.len()
+    );
+    // No whole body left above the cranial-most one: a body one pitch further up, as tall
+    // and deep as it, would reach past the scan's top slice.
+    let (top, next) = (&spine.vertebrae[0], &spine.vertebrae[1]);
+    let above = top.centre_mm + (top.centre_mm - next.centre_mm);
+    let reach_z = top.height_mm / 2.0 * top.superior_axis.z.abs()
+        + top.depth_mm / 2.0 * top.anterior_axis.z.abs();
+    assert!(
+        above.z + reach_z > z1,
+        "a whole body fits above the cranial-most one ({:.1} + {reach_z:.1} mm <= {z1:.1})",
+        above.z
     );
     // An unbroken run: each body one vertebra from the next (thoracic pitch 17-35 mm,
     // and no neighbour twice as far as another: no body skipped).

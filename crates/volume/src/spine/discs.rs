@@ -553,3 +553,76 @@ pub(super) fn endplate_extent(
         [a, b, ..] => Some(((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0)),
     }
 }
+
+/// Half-width of the AP profile compared between an end body and its neighbour, mm:
+/// the body's depth (about 30 mm) and a margin for the canal and the front soft tissue.
+const PROFILE_HALF_MM: f64 = 25.0;
+/// Share of a body's height at each end left out of its profile (the endplates and the
+/// disc's partial volume).
+const PROFILE_END_SHARE: f64 = 0.2;
+/// Least share of the profile's columns sampled in both bodies for a comparison.
+const PROFILE_MIN_SAMPLED: f64 = 0.7;
+
+/// The body's mean AP profile (HU per band column, `expected_mm ± PROFILE_HALF_MM`) over
+/// the middle of its height; NaN where unsampled.
+fn profile(band: &[Vec<f32>], span: &BodySpan, expected_mm: f64) -> Vec<f64> {
+    let h = span.upper - span.lower;
+    let r0 = (span.lower + PROFILE_END_SHARE * h).ceil().max(0.0) as usize;
+    let r1 = ((span.upper - PROFILE_END_SHARE * h).floor().max(0.0) as usize).min(band.len() - 1);
+    let columns = band.first().map_or(0, Vec::len);
+    let c0 = column(expected_mm - PROFILE_HALF_MM, columns);
+    let c1 = column(expected_mm + PROFILE_HALF_MM, columns);
+    (c0..=c1)
+        .map(|a| {
+            let (mut sum, mut n) = (0.0, 0usize);
+            for row in band.iter().take(r1 + 1).skip(r0) {
+                if !row[a].is_nan() {
+                    sum += f64::from(row[a]);
+                    n += 1;
+                }
+            }
+            // Half the rows sampled, or the column is unsampled.
+            if r1 >= r0 && 2 * n > r1 - r0 {
+                sum / n as f64
+            } else {
+                f64::NAN
+            }
+        })
+        .collect()
+}
+
+/// How closely an end body's AP profile follows its neighbour's (Pearson correlation
+/// over the columns sampled in both), or `None` when too little of it is in view. A body
+/// whose walls, canal and front soft tissue line up with the next body's continues the
+/// column; where the column bends away (a cervical lordosis, the sacrum) the profiles
+/// shift and part.
+pub(super) fn profile_match(
+    band: &[Vec<f32>],
+    end: &BodySpan,
+    neighbour: &BodySpan,
+    expected_mm: f64,
+) -> Option<f64> {
+    let p = profile(band, end, expected_mm);
+    let q = profile(band, neighbour, expected_mm);
+    let both: Vec<(f64, f64)> = p
+        .iter()
+        .zip(&q)
+        .filter(|(a, b)| !a.is_nan() && !b.is_nan())
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    if (both.len() as f64) < PROFILE_MIN_SAMPLED * p.len() as f64 || both.len() < 3 {
+        return None;
+    }
+    let n = both.len() as f64;
+    let (ma, mb) = (
+        both.iter().map(|x| x.0).sum::<f64>() / n,
+        both.iter().map(|x| x.1).sum::<f64>() / n,
+    );
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (a, b) in &both {
+        sab += (a - ma) * (b - mb);
+        saa += (a - ma) * (a - ma);
+        sbb += (b - mb) * (b - mb);
+    }
+    (saa > 0.0 && sbb > 0.0).then(|| sab / (saa * sbb).sqrt())
+}
