@@ -97,8 +97,10 @@ fn issue_3_vertebra_centres_and_labels_on_synthetic_studies() {
                         }
                     }
                     println!(
-                        "  {:<4} error {d:4.1} mm, label {:?}, ribs {}, height {:.1}",
+                        "  {:<4} error {d:4.1} mm (along {:+.1}, ap {:+.1}), label {:?}, ribs {}, height {:.1}",
                         t.label.to_string(),
+                        (v.centre_mm - t.centre_mm).dot(t.superior_axis),
+                        (v.centre_mm - t.centre_mm).dot(t.anterior_axis),
                         v.label.map(|l| l.to_string()),
                         v.has_ribs,
                         v.height_mm

@@ -340,33 +340,54 @@ pub fn build(spec: &SynthSpec) -> Phantom {
         .collect();
     let scoliosis = spec.scoliosis_mm;
     let n_steps = (total / CURVE_STEP_MM).ceil() as usize + 1;
-    let mut points = Vec::with_capacity(n_steps);
-    let mut tangents = Vec::with_capacity(n_steps);
-    let mut theta = kyphosis / 2.0;
-    let mut p = Vec3::new(0.0, 0.0, 0.0);
-    let mut body_index = 0;
-    for step in 0..n_steps {
-        let s = step as f64 * CURVE_STEP_MM;
-        let dx =
-            scoliosis * std::f64::consts::PI / total * (std::f64::consts::PI * s / total).cos();
-        let t = Vec3::new(dx, theta.sin(), -theta.cos()).normalized();
-        points.push(p);
-        tangents.push(t);
-        p += t * CURVE_STEP_MM;
-        let mut kappa = if s < thoracic_end {
-            -kyphosis / thoracic_end
-        } else {
-            lordosis / (total - thoracic_end)
-        };
-        while body_index < body_spans.len() && s > body_spans[body_index].1 {
-            body_index += 1;
+    // The centreline bent by the global curvature and by `kinks`.
+    let integrate = |kinks: &[f64]| -> (Vec<Vec3>, Vec<Vec3>) {
+        let mut points = Vec::with_capacity(n_steps);
+        let mut tangents = Vec::with_capacity(n_steps);
+        let mut theta = kyphosis / 2.0;
+        let mut p = Vec3::new(0.0, 0.0, 0.0);
+        let mut body_index = 0;
+        for step in 0..n_steps {
+            let s = step as f64 * CURVE_STEP_MM;
+            let dx =
+                scoliosis * std::f64::consts::PI / total * (std::f64::consts::PI * s / total).cos();
+            let t = Vec3::new(dx, theta.sin(), -theta.cos()).normalized();
+            points.push(p);
+            tangents.push(t);
+            p += t * CURVE_STEP_MM;
+            let mut kappa = if s < thoracic_end {
+                -kyphosis / thoracic_end
+            } else {
+                lordosis / (total - thoracic_end)
+            };
+            while body_index < body_spans.len() && s > body_spans[body_index].1 {
+                body_index += 1;
+            }
+            if let Some(&(a, b)) = body_spans.get(body_index)
+                && s >= a
+            {
+                kappa -= kinks[body_index] / (b - a);
+            }
+            theta += kappa * CURVE_STEP_MM;
         }
-        if let Some(&(a, b)) = body_spans.get(body_index)
-            && s >= a
-        {
-            kappa -= kinks[body_index] / (b - a);
+        (points, tangents)
+    };
+    let (mut points, mut tangents) = integrate(&kinks);
+    // A patient lies on the table: a fracture's kink bends the column about it, the
+    // column above tipping forward and the one below back, rather than swinging the
+    // whole column below it round (a grade 3 wedge alone turns it by 20-30 degrees).
+    // The kinked centreline is turned about the lateral axis so that its T1-to-sacrum
+    // chord lies where the unkinked one's does.
+    if kinks.iter().any(|k| k.abs() > 1e-9) {
+        let (plain, _) = integrate(&vec![0.0; kinks.len()]);
+        let chord = |pts: &[Vec3]| pts[pts.len() - 1] - pts[0];
+        let (want, got) = (chord(&plain), chord(&points));
+        let angle = want.y.atan2(-want.z) - got.y.atan2(-got.z);
+        let (sin, cos) = angle.sin_cos();
+        let turn = |q: Vec3| Vec3::new(q.x, q.y * cos - q.z * sin, q.y * sin + q.z * cos);
+        for q in points.iter_mut().chain(tangents.iter_mut()) {
+            *q = turn(*q);
         }
-        theta += kappa * CURVE_STEP_MM;
     }
     let at = |s: f64| -> (Vec3, Vec3) {
         let i = ((s / CURVE_STEP_MM).round() as usize).min(points.len() - 1);

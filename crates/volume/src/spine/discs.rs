@@ -502,6 +502,9 @@ pub(super) fn bodies(
 const ENDPLATE_RUN_MM: (f64, f64) = (15.0, 60.0);
 /// Gaps bridged along an endplate line, mm (noise, a vascular channel).
 const ENDPLATE_GAP_MM: f64 = 2.0;
+/// The two endplates' runs of one body place its AP centre within this of each other,
+/// mm (a wedge's endplates differ in depth by a millimetre or two, not more).
+const ENDPLATE_MAX_DISAGREEMENT_MM: f64 = 3.0;
 /// An endplate run is sought within this distance of the expected body centre, mm.
 const ENDPLATE_SEARCH_MM: f64 = 12.0;
 
@@ -550,6 +553,16 @@ pub(super) fn endplate_extent(
     match found.as_slice() {
         [] => None,
         [one] => Some(*one),
+        // Two endplates that disagree: one run has merged with something beside the
+        // body (a rib head, an osteophyte) or been cut short; the one nearer the
+        // walls' centre is the body's.
+        [a, b, ..] if (a.0 - b.0).abs() > ENDPLATE_MAX_DISAGREEMENT_MM => {
+            Some(if (a.0 - expected_mm).abs() <= (b.0 - expected_mm).abs() {
+                *a
+            } else {
+                *b
+            })
+        }
         [a, b, ..] => Some(((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0)),
     }
 }
