@@ -1,0 +1,696 @@
+//! One established association: P-DATA in, DIMSE responses out.
+//!
+//! The loop reads one PDU at a time (bounded by our maximum PDU length) and feeds its
+//! presentation data values to a small state machine:
+//!
+//! ```text
+//! Idle --command PDV--> Command (fragments, <= 64 KiB) --last--> C-ECHO: answer, Idle
+//!                                                          \---> C-STORE: Data(target)
+//! Data(Spool(.part) | Discard(status)) --data PDVs: written or dropped--> last: finish
+//! finish: fsync, header parse (spawn_blocking), checks, rename + dir fsync, sink.record,
+//!         then the C-STORE-RSP; any failure answers a status and keeps the association.
+//! ```
+//!
+//! A failed instance never ends the association; a protocol violation, a timeout, an
+//! A-ABORT, a lost connection or shutdown do, and the `.part` of an unfinished instance
+//! is deleted when the state is dropped ([`PartFile`]).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dicom_object::FileMetaTableBuilder;
+use dicom_ul::Pdu;
+use dicom_ul::association::{Association, AsyncServerAssociation};
+use dicom_ul::pdu::{PDataValue, PDataValueType, PresentationContextResultReason};
+use spinewatch_core::Uid;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tracing::{debug, info, warn};
+
+use crate::dimse::{Command, MAX_COMMAND_BYTES, Status, command_field, response};
+use crate::error::{Error, ErrorChain, Result};
+use crate::metrics::{self, AssociationOutcome};
+use crate::server::Shared;
+use crate::sink::{InstanceSink, Recorded, SinkError, StoredInstance};
+use crate::spool::{PartFile, read_header};
+use crate::structure::{self, StructureError};
+use crate::syntax::{VERIFICATION, trim_uid};
+
+/// Our Implementation Class UID, written in the file meta group of spooled files
+/// (PS3.7 annex D.3.3.2); a UUID-derived UID (PS3.5 B.2).
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.131852699650188443228312017979765723301";
+/// Our Implementation Version Name (at most 16 characters).
+pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("SPINEWATCH_", env!("CARGO_PKG_VERSION"));
+
+/// An accepted presentation context.
+#[derive(Debug, Clone)]
+struct Context {
+    abstract_syntax: String,
+    transfer_syntax: String,
+}
+
+/// A data set being received.
+#[derive(Debug)]
+enum Target {
+    /// Written to the spool.
+    Spool {
+        // Boxed: a tokio file is large, and the state machine moves its state per PDV.
+        part: Box<PartFile>,
+        uid: Uid,
+        transfer_syntax: String,
+    },
+    /// Read and dropped; answered with `status`.
+    Discard {
+        status: Status,
+        comment: &'static str,
+    },
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    Command {
+        pc_id: u8,
+        bytes: Vec<u8>,
+    },
+    Data {
+        pc_id: u8,
+        command: Command,
+        target: Target,
+    },
+}
+
+/// A response to send: presentation context and encoded command set.
+type Reply = (u8, Vec<u8>);
+
+/// Serves an established association until it is released or aborted.
+pub(crate) async fn run<S: InstanceSink>(
+    shared: Arc<Shared<S>>,
+    mut assoc: AsyncServerAssociation<TcpStream>,
+    peer: SocketAddr,
+) -> AssociationOutcome {
+    let contexts = assoc
+        .presentation_contexts()
+        .iter()
+        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| {
+            let c = Context {
+                abstract_syntax: trim_uid(&pc.abstract_syntax).to_owned(),
+                transfer_syntax: trim_uid(&pc.transfer_syntax).to_owned(),
+            };
+            (pc.id, c)
+        })
+        .collect();
+    let mut session = Session {
+        shared: &shared,
+        contexts,
+        calling_ae: assoc.peer_ae_title().to_owned(),
+        peer,
+        state: State::Idle,
+    };
+    let read_timeout = shared.config.read_timeout();
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = shared.shutdown.cancelled() => {
+                info!("Shutting down: aborting the association.");
+                abort(assoc).await;
+                return AssociationOutcome::Aborted;
+            }
+            r = tokio::time::timeout(read_timeout, assoc.receive()) => r,
+        };
+        let pdu = match received {
+            Err(_elapsed) => {
+                warn!(
+                    timeout_secs = shared.config.read_timeout_secs,
+                    "Peer silent for too long: aborting the association."
+                );
+                abort(assoc).await;
+                return AssociationOutcome::Aborted;
+            }
+            Ok(Err(e)) => {
+                let e = Error::ul("receiving a PDU", &e);
+                warn!(error = %ErrorChain(&e), "Association lost.");
+                return AssociationOutcome::Aborted;
+            }
+            Ok(Ok(pdu)) => pdu,
+        };
+        match pdu {
+            Pdu::PData { data } => {
+                for pdv in data {
+                    let reply = match session.on_pdv(pdv).await {
+                        Ok(reply) => reply,
+                        Err(e) => {
+                            warn!(error = %ErrorChain(&e), "Aborting the association.");
+                            abort(assoc).await;
+                            return AssociationOutcome::Aborted;
+                        }
+                    };
+                    if let Some(reply) = reply
+                        && let Err(e) = send_reply(&mut assoc, reply).await
+                    {
+                        warn!(error = %ErrorChain(&e), "Association lost.");
+                        return AssociationOutcome::Aborted;
+                    }
+                }
+            }
+            Pdu::ReleaseRQ => {
+                if session.in_message() {
+                    warn!("Release requested in the middle of a message; its instance is dropped.");
+                }
+                drop(session);
+                if let Err(e) = assoc.send(&Pdu::ReleaseRP).await {
+                    let e = Error::ul("answering the release", &e);
+                    debug!(error = %ErrorChain(&e), "Could not confirm the release.");
+                }
+                // The requestor closes the connection once it has the A-RELEASE-RP; a
+                // failing shutdown only means it already did.
+                if let Err(e) = assoc.inner_stream().shutdown().await {
+                    debug!(error = %ErrorChain(&e), "Connection already closed.");
+                }
+                return AssociationOutcome::Released;
+            }
+            Pdu::AbortRQ { .. } => {
+                if session.in_message() {
+                    info!("Peer aborted the association in the middle of an instance.");
+                } else {
+                    info!("Peer aborted the association.");
+                }
+                return AssociationOutcome::Aborted;
+            }
+            other => {
+                warn!(
+                    pdu = crate::error::pdu_kind(&other),
+                    "Unexpected PDU: aborting the association."
+                );
+                abort(assoc).await;
+                return AssociationOutcome::Aborted;
+            }
+        }
+    }
+}
+
+/// Sends a response command set in one PDV (responses are a few hundred bytes, under
+/// any peer's maximum PDU length).
+async fn send_reply(
+    assoc: &mut AsyncServerAssociation<TcpStream>,
+    (pc_id, bytes): Reply,
+) -> Result<()> {
+    let pdu = Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: pc_id,
+            value_type: PDataValueType::Command,
+            is_last: true,
+            data: bytes,
+        }],
+    };
+    assoc
+        .send(&pdu)
+        .await
+        .map_err(|e| Error::ul("sending a response", &e))
+}
+
+/// Sends an A-ABORT and closes the connection; the peer may already be gone.
+async fn abort(assoc: AsyncServerAssociation<TcpStream>) {
+    if let Err(e) = assoc.abort().await {
+        let e = Error::ul("aborting", &e);
+        debug!(error = %ErrorChain(&e), "Could not send the A-ABORT.");
+    }
+}
+
+struct Session<'a, S> {
+    shared: &'a Shared<S>,
+    contexts: HashMap<u8, Context>,
+    calling_ae: String,
+    peer: SocketAddr,
+    state: State,
+}
+
+impl<S: InstanceSink> Session<'_, S> {
+    /// Whether a message is half received.
+    fn in_message(&self) -> bool {
+        !matches!(self.state, State::Idle)
+    }
+
+    /// Handles one presentation data value; returns a response to send, if any.
+    /// An error is a protocol violation: the association is aborted.
+    async fn on_pdv(&mut self, pdv: PDataValue) -> Result<Option<Reply>> {
+        let pc_id = pdv.presentation_context_id;
+        // The state is taken out and put back unless the message is complete; on an
+        // error it stays `Idle`, and a dropped `PartFile` deletes its file.
+        match (pdv.value_type.clone(), std::mem::take(&mut self.state)) {
+            (PDataValueType::Command, State::Idle) => {
+                self.on_command_fragment(pc_id, Vec::new(), pdv).await
+            }
+            (PDataValueType::Command, State::Command { pc_id: p, bytes }) if p == pc_id => {
+                self.on_command_fragment(pc_id, bytes, pdv).await
+            }
+            (PDataValueType::Command, State::Command { .. }) => Err(Error::Protocol(
+                "command fragments on two presentation contexts".into(),
+            )),
+            (PDataValueType::Command, State::Data { .. }) => Err(Error::Protocol(
+                "a command before the end of the previous data set".into(),
+            )),
+            (PDataValueType::Data, State::Data { pc_id: p, .. }) if p != pc_id => Err(
+                Error::Protocol("data set fragment on another presentation context".into()),
+            ),
+            (
+                PDataValueType::Data,
+                State::Data {
+                    command,
+                    mut target,
+                    ..
+                },
+            ) => {
+                if let Target::Spool { part, .. } = &mut target
+                    && let Err(e) = part.write(&pdv.data).await
+                {
+                    warn!(error = %ErrorChain(&e), "Could not spool an instance.");
+                    // The rest of the data set is read and dropped; dropping the part
+                    // deletes it.
+                    target = Target::Discard {
+                        status: status_for(&e),
+                        comment: "could not write the instance",
+                    };
+                }
+                if !pdv.is_last {
+                    self.state = State::Data {
+                        pc_id,
+                        command,
+                        target,
+                    };
+                    return Ok(None);
+                }
+                let (status, comment) = self.finish(&command, target).await;
+                if status != Status::Success {
+                    metrics::store_failure(status);
+                }
+                Ok(Some((pc_id, response(&command, status, comment)?)))
+            }
+            (PDataValueType::Data, _) => {
+                Err(Error::Protocol("a data set without a command".into()))
+            }
+        }
+    }
+
+    /// Adds a command fragment; the last one decodes and handles the command.
+    async fn on_command_fragment(
+        &mut self,
+        pc_id: u8,
+        mut bytes: Vec<u8>,
+        pdv: PDataValue,
+    ) -> Result<Option<Reply>> {
+        if bytes.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+            return Err(Error::Protocol(format!(
+                "command set longer than {MAX_COMMAND_BYTES} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&pdv.data);
+        if !pdv.is_last {
+            self.state = State::Command { pc_id, bytes };
+            return Ok(None);
+        }
+        let command = Command::decode(&bytes)?;
+        self.on_command(pc_id, command).await
+    }
+
+    /// A complete command set arrived.
+    async fn on_command(&mut self, pc_id: u8, command: Command) -> Result<Option<Reply>> {
+        if !command.is_request() {
+            return Err(Error::Protocol(format!(
+                "unexpected response command 0x{:04X}",
+                command.field
+            )));
+        }
+        match command.field {
+            command_field::C_ECHO_RQ if !command.has_data_set => {
+                metrics::echo();
+                debug!("C-ECHO answered.");
+                Ok(Some((pc_id, response(&command, Status::Success, None)?)))
+            }
+            command_field::C_STORE_RQ if command.has_data_set => {
+                let target = self.admit(pc_id, &command).await?;
+                self.state = State::Data {
+                    pc_id,
+                    command,
+                    target,
+                };
+                Ok(None)
+            }
+            command_field::C_CANCEL_RQ => Ok(None),
+            _ if command.has_data_set => {
+                // Read its data set, then answer "unrecognized operation".
+                self.state = State::Data {
+                    pc_id,
+                    command,
+                    target: Target::Discard {
+                        status: Status::UnrecognizedOperation,
+                        comment: "only C-ECHO and C-STORE are supported",
+                    },
+                };
+                Ok(None)
+            }
+            _ => {
+                let comment = Some("only C-ECHO and C-STORE are supported");
+                let bytes = response(&command, Status::UnrecognizedOperation, comment)?;
+                Ok(Some((pc_id, bytes)))
+            }
+        }
+    }
+
+    /// Decides where a C-STORE data set goes, before any of it arrives: the spool, or
+    /// nowhere with a failure status (the data set must still be read).
+    async fn admit(&self, pc_id: u8, command: &Command) -> Result<Target> {
+        let discard = |status, comment| Ok(Target::Discard { status, comment });
+        let Some(pc) = self.contexts.get(&pc_id) else {
+            return Err(Error::Protocol(format!(
+                "C-STORE on presentation context {pc_id}, which was not accepted"
+            )));
+        };
+        if pc.abstract_syntax == VERIFICATION
+            || pc.abstract_syntax != command.affected_sop_class_uid
+        {
+            return discard(
+                Status::SopClassNotSupported,
+                "SOP class differs from the presentation context",
+            );
+        }
+        let Ok(uid) = Uid::new(&command.affected_sop_instance_uid) else {
+            return discard(
+                Status::CannotUnderstand,
+                "invalid Affected SOP Instance UID",
+            );
+        };
+        let shared = self.shared;
+        if !shared.sink.accepting() {
+            return discard(Status::OutOfResources, "processing backlog full");
+        }
+        match shared.spool.has_room().await {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(
+                    min_free_disk_bytes = shared.config.min_free_disk_bytes,
+                    "Free disk space under the watermark: instance refused."
+                );
+                return discard(Status::OutOfResources, "disk space under the watermark");
+            }
+            Err(e) => {
+                warn!(error = %ErrorChain(&e), "Instance refused.");
+                return discard(Status::ProcessingFailure, "could not check disk space");
+            }
+        }
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(pc.abstract_syntax.as_str())
+            .media_storage_sop_instance_uid(uid.as_str())
+            .transfer_syntax(pc.transfer_syntax.as_str())
+            .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+            .implementation_version_name(IMPLEMENTATION_VERSION_NAME)
+            .source_application_entity_title(self.calling_ae.as_str())
+            .build()
+            .map_err(|e| Error::BuildMeta(Box::new(e)))?;
+        match shared.spool.create(&meta).await {
+            Ok(part) => Ok(Target::Spool {
+                part: Box::new(part),
+                uid,
+                transfer_syntax: pc.transfer_syntax.clone(),
+            }),
+            Err(e) => {
+                warn!(error = %ErrorChain(&e), "Could not spool an instance.");
+                discard(status_for(&e), "could not write the instance")
+            }
+        }
+    }
+
+    /// The data set is complete: make it durable and record it, or say why not.
+    async fn finish(&self, command: &Command, target: Target) -> (Status, Option<&'static str>) {
+        let received_at = SystemTime::now();
+        let (mut part, uid, ts) = match target {
+            Target::Discard { status, comment } => return (status, Some(comment)),
+            Target::Spool {
+                part,
+                uid,
+                transfer_syntax,
+            } => (part, uid, transfer_syntax),
+        };
+        if let Err(e) = part.sync().await {
+            warn!(error = %ErrorChain(&e), "Could not spool an instance.");
+            return (status_for(&e), Some("could not write the instance"));
+        }
+        let path = part.path().to_owned();
+        let offset = part.data_offset();
+        let checked = tokio::task::spawn_blocking(move || {
+            structure::check_file(&path, offset, &ts).map_err(Checked::Structure)?;
+            read_header(&path).map_err(Checked::Header)
+        })
+        .await;
+        let header = match checked {
+            Ok(Ok(h)) => h,
+            Ok(Err(Checked::Structure(StructureError::Io(e)))) => {
+                warn!(error = %ErrorChain(&e), "Could not read a spooled instance.");
+                return (
+                    Status::ProcessingFailure,
+                    Some("could not read the instance"),
+                );
+            }
+            Ok(Err(Checked::Structure(e))) => {
+                info!(error = %ErrorChain(&e), "Instance refused: data set incomplete.");
+                return (
+                    Status::CannotUnderstand,
+                    Some("data set truncated or malformed"),
+                );
+            }
+            Ok(Err(Checked::Header(e))) => {
+                info!(error = %ErrorChain(&e), "Instance refused: data set cannot be parsed.");
+                return (Status::CannotUnderstand, Some("data set cannot be parsed"));
+            }
+            Err(e) => {
+                warn!(error = %ErrorChain(&e), "Could not read a spooled instance.");
+                return (
+                    Status::ProcessingFailure,
+                    Some("could not read the instance"),
+                );
+            }
+        };
+        let uids = match check_header(&header, command) {
+            Ok(u) => u,
+            Err((status, comment)) => {
+                info!(
+                    status = status.label(),
+                    reason = comment,
+                    "Instance refused."
+                );
+                return (status, Some(comment));
+            }
+        };
+        let Ok(transfer_syntax_uid) = Uid::new(&header.transfer_syntax_uid) else {
+            return (
+                Status::CannotUnderstand,
+                Some("invalid transfer syntax UID"),
+            );
+        };
+        let spool = &self.shared.spool;
+        // Held until the sink has answered: see the spool's module documentation.
+        let _lock = spool.lock(&uid).await;
+        let committed = match spool.commit(*part, &uid).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %ErrorChain(&e), "Could not spool an instance.");
+                return (status_for(&e), Some("could not write the instance"));
+            }
+        };
+        let instance = StoredInstance {
+            path: committed.path.clone(),
+            size_bytes: committed.size_bytes,
+            sop_class_uid: uids.sop_class,
+            sop_instance_uid: uid,
+            transfer_syntax_uid,
+            study_instance_uid: uids.study,
+            series_instance_uid: uids.series,
+            modality: header.modality,
+            calling_ae_title: self.calling_ae.clone(),
+            peer_addr: self.peer,
+            received_at,
+        };
+        match self.shared.sink.record(&instance).await {
+            Ok(recorded) => {
+                debug!(
+                    sop_instance_uid = %instance.sop_instance_uid,
+                    study_instance_uid = %instance.study_instance_uid,
+                    series_instance_uid = %instance.series_instance_uid,
+                    bytes = instance.size_bytes,
+                    duplicate = recorded == Recorded::Duplicate,
+                    "Instance stored."
+                );
+                metrics::instance_received(instance.size_bytes);
+                (Status::Success, None)
+            }
+            Err(e) => {
+                if committed.added {
+                    spool.remove(&committed.path).await;
+                }
+                match e {
+                    SinkError::Backpressure => {
+                        info!("Processing backlog full: instance refused.");
+                        (Status::OutOfResources, Some("processing backlog full"))
+                    }
+                    SinkError::Invalid(_) => {
+                        info!(error = %ErrorChain(&e), "Instance refused.");
+                        (Status::CannotUnderstand, Some("instance refused"))
+                    }
+                    SinkError::Failed(_) => {
+                        warn!(error = %ErrorChain(&e), "Could not record an instance.");
+                        (
+                            Status::ProcessingFailure,
+                            Some("could not record the instance"),
+                        )
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a spooled data set was refused after its last byte.
+enum Checked {
+    Structure(StructureError),
+    Header(Error),
+}
+
+/// The UIDs a stored instance must carry.
+struct InstanceUids {
+    sop_class: Uid,
+    study: Uid,
+    series: Uid,
+}
+
+/// Checks the spooled header against the command (PS3.4 B.2.3: 0xA900 when the data
+/// set does not match, 0xC000 when it cannot be understood).
+fn check_header(
+    header: &crate::spool::Header,
+    command: &Command,
+) -> Result<InstanceUids, (Status, &'static str)> {
+    let required = |value: &Option<String>, missing: &'static str| {
+        value
+            .as_deref()
+            .and_then(|v| Uid::new(v).ok())
+            .ok_or((Status::CannotUnderstand, missing))
+    };
+    let sop_instance = required(
+        &header.sop_instance_uid,
+        "missing or invalid SOP Instance UID",
+    )?;
+    let sop_class = required(&header.sop_class_uid, "missing or invalid SOP Class UID")?;
+    if sop_instance.as_str() != command.affected_sop_instance_uid {
+        return Err((
+            Status::DataSetMismatch,
+            "SOP Instance UID differs from the command",
+        ));
+    }
+    if sop_class.as_str() != command.affected_sop_class_uid {
+        return Err((
+            Status::DataSetMismatch,
+            "SOP Class UID differs from the command",
+        ));
+    }
+    Ok(InstanceUids {
+        sop_class,
+        study: required(
+            &header.study_instance_uid,
+            "missing or invalid Study Instance UID",
+        )?,
+        series: required(
+            &header.series_instance_uid,
+            "missing or invalid Series Instance UID",
+        )?,
+    })
+}
+
+/// The status for a failure on our side: a full disk is "out of resources" (the PACS
+/// retries later), anything else a processing failure.
+fn status_for(e: &Error) -> Status {
+    let io = match e {
+        Error::WriteSpool { source, .. } | Error::Commit { source, .. } => Some(source),
+        _ => None,
+    };
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded) => {
+            Status::OutOfResources
+        }
+        _ => Status::ProcessingFailure,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+    use crate::spool::Header;
+
+    fn header() -> Header {
+        Header {
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
+            sop_class_uid: Some("1.2.840.10008.5.1.4.1.1.2".into()),
+            sop_instance_uid: Some("1.2.3.4".into()),
+            study_instance_uid: Some("1.2.3".into()),
+            series_instance_uid: Some("1.2.3.1".into()),
+            modality: Some("CT".into()),
+        }
+    }
+
+    fn command() -> Command {
+        Command {
+            field: command_field::C_STORE_RQ,
+            message_id: 1,
+            has_data_set: true,
+            affected_sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
+            affected_sop_instance_uid: "1.2.3.4".into(),
+        }
+    }
+
+    #[test]
+    fn header_checks_map_to_statuses() {
+        assert!(check_header(&header(), &command()).is_ok());
+        let mut h = header();
+        h.study_instance_uid = None;
+        assert_eq!(
+            check_header(&h, &command()).err().unwrap().0,
+            Status::CannotUnderstand
+        );
+        let mut h = header();
+        h.sop_instance_uid = Some("1.2.3.5".into());
+        assert_eq!(
+            check_header(&h, &command()).err().unwrap().0,
+            Status::DataSetMismatch
+        );
+        let mut h = header();
+        h.sop_class_uid = Some("1.2.840.10008.5.1.4.1.1.4".into());
+        assert_eq!(
+            check_header(&h, &command()).err().unwrap().0,
+            Status::DataSetMismatch
+        );
+        let mut h = header();
+        h.series_instance_uid = Some("not.a.uid".into());
+        assert_eq!(
+            check_header(&h, &command()).err().unwrap().0,
+            Status::CannotUnderstand
+        );
+    }
+
+    #[test]
+    fn full_disk_is_out_of_resources() {
+        let full = Error::WriteSpool {
+            path: "x".into(),
+            source: std::io::ErrorKind::StorageFull.into(),
+        };
+        assert_eq!(status_for(&full), Status::OutOfResources);
+        let other = Error::WriteSpool {
+            path: "x".into(),
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        };
+        assert_eq!(status_for(&other), Status::ProcessingFailure);
+        assert!(IMPLEMENTATION_VERSION_NAME.len() <= 16);
+    }
+}
