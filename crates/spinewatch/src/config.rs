@@ -10,14 +10,15 @@
 //! This module depends only on external crates (no `crate::` items) so that the integration
 //! test can compile it on its own: a binary crate has no library to import.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use spinewatch_infer::ExecutionProvider;
+use spinewatch_ingest::AllowedPeer;
 
-/// The whole config file. Later stages add their sections here (`[ingest]`, `[select]`,
-/// `[web]`), each a struct of its own.
+/// The whole config file, a struct per section.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -27,6 +28,111 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The fracture model and how it is run.
     pub model: ModelConfig,
+    /// The DICOM listener the PACS pushes to (`serve`).
+    pub dicom: DicomConfig,
+    /// When a study is complete, and which studies are analysed (`serve`).
+    pub study: StudyConfig,
+    /// The HTTP server: nurses' API, metrics, health (`serve`).
+    pub web: WebConfig,
+}
+
+/// `[dicom]`: the DICOM listener (C-ECHO, C-STORE SCP) the PACS pushes studies to.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DicomConfig {
+    /// Our AE title; default `SPINEWATCH`. An association calling another is rejected.
+    pub ae_title: String,
+    /// Address and port to listen on; default `0.0.0.0:11112`. `--dicom-addr` overrides it.
+    pub bind: SocketAddr,
+    /// Calling AEs allowed to associate, each `{ ae_title = "PACS", host = "10.1.2.3" }`
+    /// (`host` optional). Default empty, which accepts any calling AE: list the PACS nodes
+    /// in production.
+    pub allowed_calling_aes: Vec<AllowedPeer>,
+    /// Associations served at once (one more is rejected, transient); default 8.
+    pub max_associations: usize,
+    /// Largest PDU we accept, bytes (16 KiB to 16 MiB); default 65536.
+    pub max_pdu_bytes: u32,
+    /// Time for the A-ASSOCIATE-RQ once connected, seconds; default 30.
+    pub association_timeout_secs: u64,
+    /// Longest silence inside an association before it is aborted, seconds; default 60.
+    pub read_timeout_secs: u64,
+    /// Free disk space under which instances are refused with 0xA700 (out of resources,
+    /// the PACS retries later), bytes; default 1 GiB.
+    pub min_free_disk_bytes: u64,
+    /// Studies received but not yet analysed above which instances are refused with
+    /// 0xA700 as well; default 500.
+    pub max_backlog_studies: u64,
+}
+
+impl Default for DicomConfig {
+    fn default() -> Self {
+        DicomConfig {
+            ae_title: "SPINEWATCH".to_owned(),
+            bind: SocketAddr::from(([0, 0, 0, 0], 11112)),
+            allowed_calling_aes: Vec::new(),
+            max_associations: 8,
+            max_pdu_bytes: 65_536,
+            association_timeout_secs: 30,
+            read_timeout_secs: 60,
+            min_free_disk_bytes: 1 << 30,
+            max_backlog_studies: 500,
+        }
+    }
+}
+
+/// What to do with a study whose patient's age cannot be read (no PatientAge, no birth
+/// date).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownAgePolicy {
+    /// Excluded, counted with reason `age_unknown`.
+    Exclude,
+    /// Analysed as if old enough (anonymised archives).
+    Analyse,
+}
+
+/// `[study]`: study assembly and eligibility.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StudyConfig {
+    /// A study is complete once no instance of it has arrived for this long, seconds;
+    /// default 60. `--quiet-period-secs` overrides it.
+    pub quiet_period_secs: u64,
+    /// ... or at the latest this long after its first instance, however they keep
+    /// coming, seconds; default 1800.
+    pub force_complete_secs: u64,
+    /// Youngest patient analysed, years; default 50.
+    pub min_patient_age_years: f64,
+    /// Studies with no readable age: `exclude` (default) or `analyse`.
+    pub unknown_age: UnknownAgePolicy,
+}
+
+impl Default for StudyConfig {
+    fn default() -> Self {
+        StudyConfig {
+            quiet_period_secs: 60,
+            force_complete_secs: 1800,
+            min_patient_age_years: 50.0,
+            unknown_age: UnknownAgePolicy::Exclude,
+        }
+    }
+}
+
+/// `[web]`: the HTTP server (nurses' JSON API, `/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address and port; default `127.0.0.1:8080` (put a TLS proxy in front to open it
+    /// wider). `--http-addr` overrides it.
+    pub bind: SocketAddr,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
 }
 
 /// `[model]`: the fracture model and how it is run.
@@ -67,6 +173,10 @@ pub struct StorageConfig {
     /// The SQLite database (worklist and audit trail); default `<data_dir>/spinewatch.sqlite`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_path: Option<PathBuf>,
+    /// The site's secret that turns a PatientID into the pseudonymous patient key of the
+    /// worklist (created, random, on first start); default `<data_dir>/patient-key.secret`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient_key_secret: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -75,6 +185,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("data"),
             spool_dir: None,
             database_path: None,
+            patient_key_secret: None,
         }
     }
 }
@@ -85,6 +196,13 @@ impl StorageConfig {
         self.spool_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("spool"))
+    }
+
+    /// The patient key secret: `patient_key_secret`, else `<data_dir>/patient-key.secret`.
+    pub fn patient_key_secret(&self) -> PathBuf {
+        self.patient_key_secret
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("patient-key.secret"))
     }
 
     /// The database file: `database_path`, else `<data_dir>/spinewatch.sqlite`.
@@ -117,6 +235,12 @@ pub struct Overrides<'a> {
     /// `--data-dir`: replaces `[storage] data_dir`. The spool and database follow it unless
     /// the file sets them explicitly.
     pub data_dir: Option<&'a Path>,
+    /// `--dicom-addr`: replaces `[dicom] bind`.
+    pub dicom_addr: Option<SocketAddr>,
+    /// `--http-addr`: replaces `[web] bind`.
+    pub http_addr: Option<SocketAddr>,
+    /// `--quiet-period-secs`: replaces `[study] quiet_period_secs`.
+    pub quiet_period_secs: Option<u64>,
 }
 
 impl Config {
@@ -141,6 +265,15 @@ impl Config {
     pub fn with_overrides(mut self, overrides: Overrides<'_>) -> Config {
         if let Some(data_dir) = overrides.data_dir {
             self.storage.data_dir = data_dir.to_path_buf();
+        }
+        if let Some(addr) = overrides.dicom_addr {
+            self.dicom.bind = addr;
+        }
+        if let Some(addr) = overrides.http_addr {
+            self.web.bind = addr;
+        }
+        if let Some(secs) = overrides.quiet_period_secs {
+            self.study.quiet_period_secs = secs;
         }
         self
     }

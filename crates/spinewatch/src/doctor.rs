@@ -32,6 +32,7 @@ pub struct DoctorArgs {
 pub fn run(cli: &Cli, args: &DoctorArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?.with_overrides(Overrides {
         data_dir: cli.data_dir.as_deref(),
+        ..Overrides::default()
     });
     let report = Report::gather(&config, cli.ort_dylib.as_deref());
     if args.json {

@@ -11,6 +11,8 @@
 //! scan   -> volume + infer      (eligibility, spine, model, morphometry)
 //! eval   -> testkit + scan's path (held-out synthetic studies, AUC, sensitivity)
 //! doctor -> spinewatch-infer   (ONNX Runtime discovery) + config paths
+//! serve  -> ingest + triage + scan's path (the DICOM listener, the journal and the
+//!           nurses' queue, metrics)
 //! ```
 
 mod config;
@@ -19,6 +21,7 @@ mod doctor;
 mod eval;
 mod render;
 mod scan;
+mod serve;
 mod synth;
 mod volume;
 
@@ -72,6 +75,9 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Write the model's training set: synthetic studies through the volume stage.
     Dataset(dataset::DatasetArgs),
+    /// Run the service: receive studies from the PACS over DICOM, analyse them, queue the
+    /// positive ones for the nurses; JSON API, metrics and health over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dataset(args) => dataset::run(args),
         Command::Scan(args) => scan::run(&cli, args),
         Command::Eval(args) => eval::run(&cli, args),
+        Command::Serve(args) => serve::run(&cli, args),
     }
 }
 

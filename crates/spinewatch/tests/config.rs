@@ -64,6 +64,7 @@ fn example_file_lists_every_key() {
     let mut full = Config::default();
     full.storage.spool_dir = Some(PathBuf::from("spool"));
     full.storage.database_path = Some(PathBuf::from("db.sqlite"));
+    full.storage.patient_key_secret = Some(PathBuf::from("patient-key.secret"));
     full.runtime.ort_dylib = Some(PathBuf::from("libonnxruntime.so"));
     let expected = keys(&toml::Table::try_from(&full).expect("serialise"));
     let listed = keys(&uncommented.parse::<toml::Table>().expect("toml"));
@@ -93,12 +94,35 @@ fn data_dir_override_moves_derived_paths_only() {
         .expect("parse")
         .with_overrides(Overrides {
             data_dir: Some(Path::new("/var/lib/spinewatch")),
+            ..Overrides::default()
         });
     assert_eq!(
         config.storage.spool_dir(),
         Path::new("/var/lib/spinewatch/spool")
     );
     assert_eq!(config.storage.database_path(), Path::new("/srv/db.sqlite"));
+}
+
+#[test]
+fn serve_flags_override_the_file() {
+    let config = Config::parse(
+        "[dicom]\nbind = \"0.0.0.0:104\"\nallowed_calling_aes = [{ ae_title = \"PACS\", host = \"10.1.2.3\" }]\n\
+         [study]\nquiet_period_secs = 120\nunknown_age = \"analyse\"\n",
+    )
+    .expect("parse")
+    .with_overrides(Overrides {
+        dicom_addr: Some("127.0.0.1:11112".parse().unwrap()),
+        quiet_period_secs: Some(3),
+        ..Overrides::default()
+    });
+    assert_eq!(config.dicom.bind, "127.0.0.1:11112".parse().unwrap());
+    assert_eq!(config.dicom.allowed_calling_aes.len(), 1);
+    assert_eq!(config.dicom.allowed_calling_aes[0].ae_title, "PACS");
+    assert_eq!(config.study.quiet_period_secs, 3);
+    assert_eq!(config.study.unknown_age, config::UnknownAgePolicy::Analyse);
+    // Not overridden: the file's value, or the default.
+    assert_eq!(config.web.bind, "127.0.0.1:8080".parse().unwrap());
+    assert!(Config::parse("[study]\nunknown_age = \"maybe\"\n").is_err());
 }
 
 #[test]

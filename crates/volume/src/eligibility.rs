@@ -59,7 +59,7 @@ impl Eligibility {
         match self {
             Self::Eligible { .. } => None,
             Self::NotCt { .. } => Some("not_ct"),
-            Self::TooYoung { .. } => Some("too_young"),
+            Self::TooYoung { .. } => Some("age"),
             Self::AgeUnknown => Some("age_unknown"),
         }
     }
