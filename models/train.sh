@@ -4,15 +4,15 @@
 # preprocessing that serves), trains with PyTorch on CPU and exports the ONNX file, its
 # manifest and its validation metrics to models/vertebra-fracture/.
 #
-#   models/train.sh            # the committed model: 220 studies, seeds 1..220
+#   models/train.sh            # the committed model: 300 studies, seeds 1..300
 #   N=400 models/train.sh      # more studies
 #
 # Runs outside CI: PyTorch from PyPI needs about 6 GB (models/.venv-train, git-ignored).
-# About 15 minutes for the data and 5 for training on 2 cores.
+# About 20 minutes for the data and 7 for training on 2 idle cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=${N:-220}
+N=${N:-300}
 SEED=${SEED:-1}
 TRAIN_SEED=${TRAIN_SEED:-20261121}
 EPOCHS=${EPOCHS:-30}
