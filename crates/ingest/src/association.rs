@@ -6,10 +6,17 @@
 //! ```text
 //! Idle --command PDV--> Command (fragments, <= 64 KiB) --last--> C-ECHO: answer, Idle
 //!                                                          \---> C-STORE: Data(target)
-//! Data(Spool(.part) | Discard(status)) --data PDVs: written or dropped--> last: finish
-//! finish: fsync, header parse (spawn_blocking), checks, rename + dir fsync, sink.record,
-//!         then the C-STORE-RSP; any failure answers a status and keeps the association.
+//! Data(Spool(part) | Discard(status)) --data PDVs: buffered (written out per 4 MiB)
+//!                                        or dropped--> last: finish
+//! finish: shard lock, then ONE blocking call (write the rest, fsync, structure check,
+//!         header parse and checks, rename, dir fsync), sink.record, then the
+//!         C-STORE-RSP; any failure answers a status and keeps the association.
 //! ```
+//!
+//! Per instance, the only trips to tokio's blocking pool that the association waits on
+//! are that call, one per 4 MiB of data set beyond the first, a free-space reading a few
+//! times a second, and the sink's own; the `.part` file is created ahead of need, not
+//! awaited (see the [`spool`](crate::spool) module for why they are counted).
 //!
 //! A failed instance never ends the association; a protocol violation, a timeout, an
 //! A-ABORT, a lost connection or shutdown do, and the `.part` of an unfinished instance
@@ -33,8 +40,8 @@ use crate::dimse::{Command, MAX_COMMAND_BYTES, Status, command_field, response};
 use crate::error::{Error, ErrorChain, Result};
 use crate::metrics::{self, AssociationOutcome};
 use crate::server::Shared;
-use crate::sink::{InstanceSink, Recorded, SinkError, StoredInstance};
-use crate::spool::{PartFile, read_header};
+use crate::sink::{InstanceSink, PatientId, Recorded, SinkError, StoredInstance};
+use crate::spool::{FinishError, Header, PartData, PartFile, parse_header};
 use crate::structure::{self, StructureError};
 use crate::syntax::{VERIFICATION, trim_uid};
 
@@ -56,7 +63,7 @@ struct Context {
 enum Target {
     /// Written to the spool.
     Spool {
-        // Boxed: a tokio file is large, and the state machine moves its state per PDV.
+        // Boxed: the state machine moves its state per PDV.
         part: Box<PartFile>,
         uid: Uid,
         transfer_syntax: String,
@@ -411,7 +418,7 @@ impl<S: InstanceSink> Session<'_, S> {
             .source_application_entity_title(self.calling_ae.as_str())
             .build()
             .map_err(|e| Error::BuildMeta(Box::new(e)))?;
-        match shared.spool.create(&meta).await {
+        match shared.spool.create(&meta) {
             Ok(part) => Ok(Target::Spool {
                 part: Box::new(part),
                 uid,
@@ -427,7 +434,7 @@ impl<S: InstanceSink> Session<'_, S> {
     /// The data set is complete: make it durable and record it, or say why not.
     async fn finish(&self, command: &Command, target: Target) -> (Status, Option<&'static str>) {
         let received_at = SystemTime::now();
-        let (mut part, uid, ts) = match target {
+        let (part, uid, ts) = match target {
             Target::Discard { status, comment } => return (status, Some(comment)),
             Target::Spool {
                 part,
@@ -435,72 +442,29 @@ impl<S: InstanceSink> Session<'_, S> {
                 transfer_syntax,
             } => (part, uid, transfer_syntax),
         };
-        if let Err(e) = part.sync().await {
-            warn!(error = %ErrorChain(&e), "Could not spool an instance.");
-            return (status_for(&e), Some("could not write the instance"));
-        }
-        let path = part.path().to_owned();
-        let offset = part.data_offset();
-        let checked = tokio::task::spawn_blocking(move || {
-            structure::check_file(&path, offset, &ts).map_err(Checked::Structure)?;
-            read_header(&path).map_err(Checked::Header)
-        })
-        .await;
-        let header = match checked {
-            Ok(Ok(h)) => h,
-            Ok(Err(Checked::Structure(StructureError::Io(e)))) => {
-                warn!(error = %ErrorChain(&e), "Could not read a spooled instance.");
-                return (
-                    Status::ProcessingFailure,
-                    Some("could not read the instance"),
-                );
-            }
-            Ok(Err(Checked::Structure(e))) => {
-                info!(error = %ErrorChain(&e), "Instance refused: data set incomplete.");
-                return (
-                    Status::CannotUnderstand,
-                    Some("data set truncated or malformed"),
-                );
-            }
-            Ok(Err(Checked::Header(e))) => {
-                info!(error = %ErrorChain(&e), "Instance refused: data set cannot be parsed.");
-                return (Status::CannotUnderstand, Some("data set cannot be parsed"));
-            }
-            Err(e) => {
-                warn!(error = %ErrorChain(&e), "Could not read a spooled instance.");
-                return (
-                    Status::ProcessingFailure,
-                    Some("could not read the instance"),
-                );
-            }
-        };
-        let uids = match check_header(&header, command) {
-            Ok(u) => u,
-            Err((status, comment)) => {
-                info!(
-                    status = status.label(),
-                    reason = comment,
-                    "Instance refused."
-                );
-                return (status, Some(comment));
-            }
-        };
-        let Ok(transfer_syntax_uid) = Uid::new(&header.transfer_syntax_uid) else {
-            return (
-                Status::CannotUnderstand,
-                Some("invalid transfer syntax UID"),
-            );
-        };
         let spool = &self.shared.spool;
-        // Held until the sink has answered: see the spool's module documentation.
+        // Held until the sink has answered: see the spool's module documentation. Taken
+        // before the blocking call, which checks and commits in one go; it is only
+        // contended by the same shard (1/256 of the instances).
         let _lock = spool.lock(&uid).await;
-        let committed = match spool.commit(*part, &uid).await {
-            Ok(c) => c,
-            Err(e) => {
+        let expected = command.clone();
+        let finished = spool
+            .finish(*part, &uid, move |data| verify(data, &ts, &expected))
+            .await;
+        let (committed, verified) = match finished {
+            Ok(done) => done,
+            Err(FinishError::Spool(e)) => {
                 warn!(error = %ErrorChain(&e), "Could not spool an instance.");
                 return (status_for(&e), Some("could not write the instance"));
             }
+            Err(FinishError::Refused(refusal)) => return refusal.answer(),
         };
+        let Verified {
+            uids,
+            transfer_syntax_uid,
+            modality,
+            patient_id,
+        } = verified;
         let instance = StoredInstance {
             path: committed.path.clone(),
             size_bytes: committed.size_bytes,
@@ -509,7 +473,8 @@ impl<S: InstanceSink> Session<'_, S> {
             transfer_syntax_uid,
             study_instance_uid: uids.study,
             series_instance_uid: uids.series,
-            modality: header.modality,
+            modality,
+            patient_id,
             calling_ae_title: self.calling_ae.clone(),
             peer_addr: self.peer,
             received_at,
@@ -553,10 +518,86 @@ impl<S: InstanceSink> Session<'_, S> {
     }
 }
 
+/// What a synced `.part` file told about itself.
+struct Verified {
+    uids: InstanceUids,
+    transfer_syntax_uid: Uid,
+    modality: Option<String>,
+    patient_id: Option<PatientId>,
+}
+
+/// Checks a synced `.part` file before it is committed (blocking, run inside the spool's
+/// one blocking call): structure (truncation), header parse, header against `command`.
+fn verify(
+    data: &PartData<'_>,
+    transfer_syntax: &str,
+    command: &Command,
+) -> Result<Verified, Refusal> {
+    let io = |e| Refusal::Structure(StructureError::Io(e));
+    let data_set = data.reader_at(data.data_offset()).map_err(io)?;
+    structure::check_data_set(data_set, transfer_syntax).map_err(Refusal::Structure)?;
+    let file = data.reader_at(0).map_err(io)?;
+    let header = parse_header(file, data.path()).map_err(Refusal::Header)?;
+    let uids = check_header(&header, command).map_err(|(s, c)| Refusal::Mismatch(s, c))?;
+    let Ok(transfer_syntax_uid) = Uid::new(&header.transfer_syntax_uid) else {
+        return Err(Refusal::Mismatch(
+            Status::CannotUnderstand,
+            "invalid transfer syntax UID",
+        ));
+    };
+    let Header {
+        modality,
+        patient_id,
+        ..
+    } = header;
+    Ok(Verified {
+        uids,
+        transfer_syntax_uid,
+        modality,
+        patient_id,
+    })
+}
+
 /// Why a spooled data set was refused after its last byte.
-enum Checked {
+enum Refusal {
     Structure(StructureError),
     Header(Error),
+    /// The header does not do: the status and its comment.
+    Mismatch(Status, &'static str),
+}
+
+impl Refusal {
+    /// Logs the refusal and gives the status to answer.
+    fn answer(self) -> (Status, Option<&'static str>) {
+        match self {
+            Self::Structure(StructureError::Io(e)) => {
+                warn!(error = %ErrorChain(&e), "Could not read a spooled instance.");
+                (
+                    Status::ProcessingFailure,
+                    Some("could not read the instance"),
+                )
+            }
+            Self::Structure(e) => {
+                info!(error = %ErrorChain(&e), "Instance refused: data set incomplete.");
+                (
+                    Status::CannotUnderstand,
+                    Some("data set truncated or malformed"),
+                )
+            }
+            Self::Header(e) => {
+                info!(error = %ErrorChain(&e), "Instance refused: data set cannot be parsed.");
+                (Status::CannotUnderstand, Some("data set cannot be parsed"))
+            }
+            Self::Mismatch(status, comment) => {
+                info!(
+                    status = status.label(),
+                    reason = comment,
+                    "Instance refused."
+                );
+                (status, Some(comment))
+            }
+        }
+    }
 }
 
 /// The UIDs a stored instance must carry.
@@ -569,7 +610,7 @@ struct InstanceUids {
 /// Checks the spooled header against the command (PS3.4 B.2.3: 0xA900 when the data
 /// set does not match, 0xC000 when it cannot be understood).
 fn check_header(
-    header: &crate::spool::Header,
+    header: &Header,
     command: &Command,
 ) -> Result<InstanceUids, (Status, &'static str)> {
     let required = |value: &Option<String>, missing: &'static str| {
@@ -627,7 +668,6 @@ fn status_for(e: &Error) -> Status {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
-    use crate::spool::Header;
 
     fn header() -> Header {
         Header {
@@ -637,6 +677,7 @@ mod tests {
             study_instance_uid: Some("1.2.3".into()),
             series_instance_uid: Some("1.2.3.1".into()),
             modality: Some("CT".into()),
+            patient_id: Some(PatientId::new("PAT-1")),
         }
     }
 

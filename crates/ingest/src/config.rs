@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 /// A-ASSOCIATE-RQ as well, and a PACS proposing a hundred presentation contexts sends
 /// one of 10-40 KiB, so a smaller maximum would refuse such associations.
 const MIN_PDU_BYTES: u32 = 16 << 10;
-/// Largest PDU we advertise: one PDU is held in memory while it is written to the
-/// spool, so this bounds an association's buffer (16 MiB).
+/// Largest PDU we advertise: an association holds one PDU in memory besides its spool
+/// buffer ([`PART_BUFFER_BYTES`](crate::spool::PART_BUFFER_BYTES)), so this bounds the
+/// rest of its memory (16 MiB).
 const MAX_PDU_BYTES: u32 = 16 << 20;
 
 /// The DICOM listener: C-ECHO and C-STORE SCP.

@@ -5,8 +5,9 @@
 //! ```text
 //! PACS --A-ASSOCIATE--> server (AE checks, association limit)
 //!      --C-ECHO-------> association (answered)
-//!      --C-STORE------> association --P-DATA--> spool tmp/<random>.part
-//!                         --fsync, header check, rename, dir fsync--> instances/<shard>/<uid>.dcm
+//!      --C-STORE------> association --P-DATA--> buffer (4 MiB), spilling to tmp/<random>.part
+//!                         --one blocking call: write, fsync, structure and header check,
+//!                           rename, dir fsync--> instances/<shard>/<uid>.dcm
 //!                         --InstanceSink::record--> the database --> C-STORE-RSP 0x0000
 //! ```
 //!
@@ -16,7 +17,8 @@
 //! - [`spool`]: the durable spool (tmp, fsync, atomic rename), one file per SOP
 //!   Instance UID.
 //! - [`structure`]: the completeness check of a spooled data set (truncation).
-//! - [`sink`]: [`InstanceSink`], [`StoredInstance`], [`Recorded`], [`SinkError`].
+//! - [`sink`]: [`InstanceSink`], [`StoredInstance`], [`PatientId`], [`Recorded`],
+//!   [`SinkError`].
 //! - [`dimse`]: DIMSE command sets and the statuses we answer with.
 //! - [`syntax`]: accepted abstract and transfer syntaxes.
 //! - [`metrics`]: every metric this crate emits.
@@ -68,4 +70,4 @@ pub use config::{AllowedPeer, IngestConfig};
 pub use dimse::Status;
 pub use error::{Error, Result};
 pub use server::{Listener, serve};
-pub use sink::{InstanceSink, Recorded, SinkError, StoredInstance};
+pub use sink::{InstanceSink, PatientId, Recorded, SinkError, StoredInstance};

@@ -8,8 +8,9 @@ use std::time::SystemTime;
 
 use spinewatch_core::Uid;
 
-/// A received instance, durable in the spool. Holds no patient data: UIDs, modality
-/// and provenance only, so its `Debug` may be logged at DEBUG level.
+/// A received instance, durable in the spool: UIDs, modality, provenance, and the
+/// PatientID behind a [`PatientId`] that never shows in `Debug`, so its `Debug` may be
+/// logged at DEBUG level.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredInstance {
     /// Final path: `spool_dir/instances/<shard>/<sop_instance_uid>.dcm`.
@@ -28,12 +29,45 @@ pub struct StoredInstance {
     pub series_instance_uid: Uid,
     /// (0008,0060) Modality, when present (`CT`, `MR`, `SR`...).
     pub modality: Option<String>,
+    /// (0010,0020) Patient ID, read in the same header pass as the UIDs; `None` when
+    /// absent or empty.
+    pub patient_id: Option<PatientId>,
     /// The AE title that sent it.
     pub calling_ae_title: String,
     /// The address it came from.
     pub peer_addr: SocketAddr,
     /// When the last byte of its data set arrived.
     pub received_at: SystemTime,
+}
+
+/// A (0010,0020) Patient ID: patient data, so its `Debug` and `Display` print
+/// `<redacted>` and it cannot leak into logs, spans or error messages by accident; read
+/// it with [`PatientId::as_str`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PatientId(String);
+
+impl PatientId {
+    /// Wraps a Patient ID.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The Patient ID itself. Never log it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PatientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::fmt::Display for PatientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// What the sink did with an instance. Both are a success for the PACS.
@@ -80,5 +114,19 @@ pub trait InstanceSink: Send + Sync + 'static {
     /// set and answer 0xA700, so a full backlog costs no disk.
     fn accepting(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patient_id_never_prints() {
+        let id = PatientId::new("PAT-0042");
+        assert_eq!(id.as_str(), "PAT-0042");
+        assert_eq!(format!("{id}"), "<redacted>");
+        assert_eq!(format!("{id:?}"), "<redacted>");
+        assert!(!format!("{:?}", Some(&id)).contains("0042"));
     }
 }

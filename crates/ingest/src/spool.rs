@@ -1,5 +1,6 @@
-//! The durable spool: `tmp/<random>.part` while an instance arrives, then fsync, atomic
-//! rename to `instances/<shard>/<sop_instance_uid>.dcm`, fsync of the folder.
+//! The durable spool: an instance arrives in memory (spilling to `tmp/<random>.part`
+//! past 4 MiB), then write, fsync, atomic rename to
+//! `instances/<shard>/<sop_instance_uid>.dcm`, fsync of the folder.
 //!
 //! ```text
 //! spool_dir/
@@ -7,28 +8,60 @@
 //!   instances/  a7/1.2.840.113619.2.55.3.1234.dcm   durable: fsynced, renamed, folder fsynced
 //! ```
 //!
-//! A `.part` file is written straight from the P-DATA PDUs as they arrive (preamble,
-//! file meta group, then the data set bytes as sent), so an association holds one PDU
-//! in memory whatever the instance size. [`PartFile`] deletes its file when dropped
-//! unless it was committed: an aborted association, a truncated instance, a refused one
-//! or a panicking task leave nothing behind.
+//! Latency, not CPU, bounds one association: the PACS sends the next instance only once
+//! the previous one is answered, and every awaited trip to tokio's blocking pool waits
+//! for a thread to be scheduled, which on a loaded machine costs more than the I/O it
+//! does. So an instance makes as few awaited trips as possible:
 //!
-//! One SOP Instance UID is one file: [`Spool::commit`] keeps the first durable copy and
+//! - [`Spool::create`] starts creating the `.part` file in a blocking task it does not
+//!   await; the first write-out or [`Spool::finish`] waits for it. Creating a file
+//!   (allocating an inode) took 0.4-1.4 ms on the benchmark's busy ext4, and that wait
+//!   then overlaps the arrival of the data set. A pool of files created further ahead
+//!   measured slower there (a creation running during an instance's fsync may hold up
+//!   its journal commit);
+//! - a [`PartFile`] gathers the preamble, the file meta group and the data set bytes in
+//!   memory, up to [`PART_BUFFER_BYTES`]; a full buffer is written out in one blocking
+//!   call. An association thus holds at most that buffer plus one PDU, whatever the
+//!   instance size;
+//! - [`Spool::finish`] does the rest in one blocking call: the last bytes, fsync, the
+//!   caller's check of the bytes (from memory when the whole file fitted in the buffer,
+//!   so nothing is read back), the rename into place and the folder fsync;
+//! - [`Spool::has_room`] measures the disk at most every [`FREE_SPACE_MAX_AGE`], unless
+//!   free space is close to the watermark.
+//!
+//! A CT instance (about 0.5 MB) therefore waits on one blocking call here. Writing a
+//! full buffer from `spawn_blocking`, rather than from a writer thread per association
+//! fed by a channel, keeps one owner of the file at a time and no idle threads; its call
+//! is awaited, so the association does not read while it writes, which costs little as
+//! it happens once per 4 MiB.
+//!
+//! The file of a [`PartFile`] is deleted when dropped unless it was committed: an aborted
+//! association, a truncated instance, a refused one or a panicking task leave nothing
+//! behind. The handle that deletes it travels with the file into the blocking calls (the
+//! creation included), so the file is deleted even when the task awaiting such a call
+//! goes away: tokio drops the output of a task whose `JoinHandle` was dropped.
+//!
+//! One SOP Instance UID is one file: [`Spool::finish`] keeps the first durable copy and
 //! discards later ones (a DICOM instance never changes under its UID; a corrected one
-//! gets a new UID, PS3.3 C.12.1.1.1). Commit and the sink's record run under a lock per
+//! gets a new UID, PS3.3 C.12.1.1.1). Finish and the sink's record run under a lock per
 //! shard, so two associations sending the same instance at once cannot interleave.
 
-use std::io::ErrorKind;
+use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
 
 use dicom_dictionary_std::tags;
-use dicom_object::{FileMetaTable, OpenFileOptions};
+use dicom_object::file::ReadPreamble;
+use dicom_object::{DefaultDicomObject, FileMetaTable, OpenFileOptions};
 use spinewatch_core::Uid;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{Mutex, MutexGuard};
+use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::error::{Error, ErrorChain, Result};
+use crate::sink::PatientId;
 use crate::syntax::trim_uid;
 
 /// Folder of instances being received.
@@ -40,13 +73,58 @@ pub const PART_EXTENSION: &str = "part";
 /// Number of shard folders under `instances/` (two hex digits).
 const SHARDS: usize = 256;
 
+/// Bytes a [`PartFile`] gathers in memory before writing them out (4 MiB). A whole CT or
+/// MR instance fits (a 512x512 16-bit slice is 0.5 MB), so most instances are written by
+/// the single blocking call of [`Spool::finish`]; a larger one (multi-frame) makes one
+/// more call per 4 MiB, little next to the time those take to arrive. Memory: this plus
+/// one PDU per association.
+pub const PART_BUFFER_BYTES: usize = 4 << 20;
+
+/// A free-space reading answers [`Spool::has_room`] for at most this long,
+pub const FREE_SPACE_MAX_AGE: Duration = Duration::from_millis(250);
+/// and until this much was written to the spool since it was taken,
+pub const FREE_SPACE_MAX_WRITTEN_BYTES: u64 = 64 << 20;
+/// and only while it is at least this far above the watermark, less what was written
+/// since; closer than that, the disk is measured for every instance.
+pub const FREE_SPACE_MARGIN_BYTES: u64 = 256 << 20;
+
 /// The spool folders, the disk watermark and the per-shard commit locks.
 #[derive(Debug)]
 pub struct Spool {
     tmp: PathBuf,
     instances: PathBuf,
     min_free_disk_bytes: u64,
+    /// Bytes ever written by this spool's parts (for [`Self::has_room`]).
+    written_bytes: Arc<AtomicU64>,
+    /// The last free-space reading. A std mutex: held for a copy, never across `.await`.
+    free_space: std::sync::Mutex<Option<FreeSpace>>,
     locks: Box<[Mutex<()>]>,
+}
+
+/// A reading of the free disk space.
+#[derive(Debug, Clone, Copy)]
+struct FreeSpace {
+    /// Taken just before measuring.
+    at: Instant,
+    free_bytes: u64,
+    /// [`Spool::written_bytes`] when it was taken.
+    written_bytes: u64,
+}
+
+impl FreeSpace {
+    /// Whether this reading still shows room above `min_free_disk_bytes` at `now`, once
+    /// `written_bytes` were written in all. It does while it is younger than
+    /// [`FREE_SPACE_MAX_AGE`], fewer than [`FREE_SPACE_MAX_WRITTEN_BYTES`] were written
+    /// since, and it minus those is [`FREE_SPACE_MARGIN_BYTES`] above the watermark: so
+    /// a cached `true` is wrong only if other processes filled that margin (256 MiB) in
+    /// those 250 ms (1 GB/s). A `false` is never cached.
+    fn shows_room(&self, now: Instant, written_bytes: u64, min_free_disk_bytes: u64) -> bool {
+        let since = written_bytes.saturating_sub(self.written_bytes);
+        now.saturating_duration_since(self.at) < FREE_SPACE_MAX_AGE
+            && since < FREE_SPACE_MAX_WRITTEN_BYTES
+            && self.free_bytes.saturating_sub(since)
+                >= min_free_disk_bytes.saturating_add(FREE_SPACE_MARGIN_BYTES)
+    }
 }
 
 impl Spool {
@@ -63,15 +141,7 @@ impl Spool {
             let dir = instances.join(format!("{shard:02x}"));
             std::fs::create_dir_all(&dir).map_err(prepare(&dir))?;
         }
-        let entries = std::fs::read_dir(&tmp).map_err(prepare(&tmp))?;
-        let mut removed = 0_usize;
-        for entry in entries {
-            let path = entry.map_err(prepare(&tmp))?.path();
-            if path.extension().is_some_and(|e| e == PART_EXTENSION) {
-                std::fs::remove_file(&path).map_err(prepare(&path))?;
-                removed += 1;
-            }
-        }
+        let removed = remove_parts(&tmp)?;
         for dir in [root, &tmp, &instances] {
             sync_dir(dir).map_err(prepare(dir))?;
         }
@@ -85,6 +155,8 @@ impl Spool {
             tmp,
             instances,
             min_free_disk_bytes,
+            written_bytes: Arc::new(AtomicU64::new(0)),
+            free_space: std::sync::Mutex::new(None),
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
         })
     }
@@ -106,112 +178,105 @@ impl Spool {
             .join(format!("{uid}.dcm"))
     }
 
-    /// Whether the disk holding the spool has more free space than the watermark.
+    /// Whether the disk holding the spool has more free space than the watermark. The
+    /// disk is measured (a blocking call) only when the last reading no longer shows
+    /// room: see `FreeSpace::shows_room` for how stale an answer can be.
     pub async fn has_room(&self) -> Result<bool> {
         let min = self.min_free_disk_bytes;
         if min == 0 {
             return Ok(true);
         }
+        let at = Instant::now();
+        let written_bytes = self.written_bytes.load(Ordering::Relaxed);
+        let last = *self
+            .free_space
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|r| r.shows_room(at, written_bytes, min)) {
+            return Ok(true);
+        }
         let dir = self.tmp.clone();
-        let free = tokio::task::spawn_blocking(move || free_bytes(&dir))
+        let free_bytes = tokio::task::spawn_blocking(move || free_bytes(&dir))
             .await
             .map_err(Error::Join)??;
-        Ok(free >= min)
+        *self
+            .free_space
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(FreeSpace {
+            at,
+            free_bytes,
+            written_bytes,
+        });
+        Ok(free_bytes >= min)
     }
 
-    /// Starts a `.part` file: preamble, `DICM`, then `meta`.
-    pub async fn create(&self, meta: &FileMetaTable) -> Result<PartFile> {
-        let mut head = Vec::with_capacity(512);
-        head.extend_from_slice(&[0_u8; 128]);
-        head.extend_from_slice(b"DICM");
-        meta.write(&mut head)
+    /// Starts a part: preamble, `DICM`, then `meta`, in memory, and the creation of its
+    /// file, not awaited (see the module documentation). Outside a tokio runtime the
+    /// file is created by the first write-out.
+    pub fn create(&self, meta: &FileMetaTable) -> Result<PartFile> {
+        // A CT slice (0.5 MB) fits without growing; untouched pages cost no memory.
+        let mut buf = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(&[0_u8; 128]);
+        buf.extend_from_slice(b"DICM");
+        meta.write(&mut buf)
             .map_err(|e| Error::BuildMeta(Box::new(e)))?;
         let path = self
             .tmp
             .join(format!("{:016x}.{PART_EXTENSION}", rand::random::<u64>()));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .await
-            .map_err(|source| Error::WriteSpool {
-                path: path.clone(),
-                source,
-            })?;
-        let mut part = PartFile {
-            path,
-            file,
-            len: 0,
-            data_offset: head.len() as u64,
-            committed: false,
+        let len = buf.len() as u64;
+        let disk = match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let path = path.clone();
+                Disk::Creating(runtime.spawn_blocking(move || OpenPart::create(&path)))
+            }
+            Err(_) => Disk::NotCreated,
         };
-        part.write(&head).await?;
-        Ok(part)
+        Ok(PartFile {
+            path,
+            disk,
+            buf,
+            len,
+            data_offset: len,
+            written_bytes: self.written_bytes.clone(),
+        })
     }
 
-    /// Holds the commit lock of `uid`'s shard; keep it from [`Self::commit`] until the
+    /// Holds the commit lock of `uid`'s shard; keep it from [`Self::finish`] until the
     /// sink has answered (and the file is removed again if it failed).
     pub async fn lock(&self, uid: &Uid) -> MutexGuard<'_, ()> {
         self.locks[usize::from(shard(uid))].lock().await
     }
 
-    /// Makes a synced part durable as the instance `uid`: renames it into place and
-    /// fsyncs the folder; if the instance is already there, the part is discarded and
-    /// the existing file kept. Call under [`Self::lock`].
-    pub async fn commit(&self, part: PartFile, uid: &Uid) -> Result<Committed> {
+    /// Makes `part` durable as the instance `uid`, in one blocking call: writes its last
+    /// bytes, fsyncs it, runs `verify` on its bytes (see [`PartData`]), and if `verify`
+    /// accepts them, renames the file into place and fsyncs the folder. If the instance
+    /// is already there, the part is discarded and the existing file kept (after
+    /// `verify`: a broken copy is refused even so). A refused or failed part is deleted.
+    /// Call under [`Self::lock`].
+    pub async fn finish<T, E, F>(
+        &self,
+        part: PartFile,
+        uid: &Uid,
+        verify: F,
+    ) -> Result<(Committed, T), FinishError<E>>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&PartData<'_>) -> Result<T, E> + Send + 'static,
+    {
         let to = self.final_path(uid);
-        match tokio::fs::metadata(&to).await {
-            Ok(meta) => {
-                // Already durable: `part` is dropped, which deletes it.
-                return Ok(Committed {
-                    path: to,
-                    size_bytes: meta.len(),
-                    added: false,
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::Commit {
-                    from: part.path.clone(),
-                    to,
-                    source,
-                });
-            }
-        }
         let mut part = part;
-        let from = part.path.clone();
-        let commit_error = |source| Error::Commit {
-            from: from.clone(),
-            to: to.clone(),
-            source,
-        };
-        tokio::fs::rename(&from, &to).await.map_err(commit_error)?;
-        part.committed = true;
-        let dir = to.parent().map(Path::to_owned).unwrap_or_default();
-        let synced = tokio::task::spawn_blocking(move || sync_dir(&dir))
+        part.settle().await.map_err(FinishError::Spool)?;
+        tokio::task::spawn_blocking(move || part.finish_blocking(to, verify))
             .await
-            .map_err(Error::Join)?;
-        if let Err(source) = synced {
-            // Not durable: undo, so that the instance is not acknowledged half-done.
-            self.remove(&to).await;
-            return Err(commit_error(source));
-        }
-        Ok(Committed {
-            path: to,
-            size_bytes: part.len,
-            added: true,
-        })
+            .map_err(|e| FinishError::Spool(Error::Join(e)))?
     }
 
     /// Removes a committed instance again (the sink refused it) and fsyncs its folder;
     /// failures are logged, the PACS will send the instance again.
     pub async fn remove(&self, path: &Path) {
         let path = path.to_owned();
-        let done = tokio::task::spawn_blocking(move || {
-            std::fs::remove_file(&path)?;
-            path.parent().map_or(Ok(()), sync_dir)
-        })
-        .await;
+        let done = tokio::task::spawn_blocking(move || remove_synced(&path)).await;
         match done {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(error = %ErrorChain(&e), "Could not remove a refused instance."),
@@ -231,25 +296,20 @@ pub struct Committed {
     pub added: bool,
 }
 
-/// An instance being received in `tmp/`. Deleted when dropped unless committed.
-#[derive(Debug)]
-pub struct PartFile {
-    path: PathBuf,
-    file: tokio::fs::File,
-    len: u64,
+/// The bytes of a finished, synced part, as [`Spool::finish`] shows them to its check:
+/// from memory when the whole file fitted in the buffer (no reading back), else from
+/// the file.
+#[derive(Debug, Clone, Copy)]
+pub struct PartData<'a> {
+    path: &'a Path,
+    memory: Option<&'a [u8]>,
     data_offset: u64,
-    committed: bool,
 }
 
-impl PartFile {
-    /// The `.part` path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Bytes written so far (preamble and meta included).
-    pub fn len(&self) -> u64 {
-        self.len
+impl<'a> PartData<'a> {
+    /// The `.part` file.
+    pub fn path(&self) -> &'a Path {
+        self.path
     }
 
     /// Where the data set starts: after the preamble, `DICM` and the file meta group.
@@ -257,42 +317,96 @@ impl PartFile {
         self.data_offset
     }
 
-    /// Whether nothing was written yet (never after [`Spool::create`]).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Appends `bytes`.
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file
-            .write_all(bytes)
-            .await
-            .map_err(|source| Error::WriteSpool {
-                path: self.path.clone(),
-                source,
-            })?;
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-
-    /// Flushes and fsyncs the file (data and metadata).
-    pub async fn sync(&mut self) -> Result<()> {
-        let path = &self.path;
-        let error = |source| Error::WriteSpool {
-            path: path.clone(),
-            source,
-        };
-        self.file.flush().await.map_err(error)?;
-        self.file.sync_all().await.map_err(error)
+    /// A reader over the file from byte `offset` (blocking when reading the file).
+    pub fn reader_at(&self, offset: u64) -> std::io::Result<Box<dyn Read + 'a>> {
+        if let Some(bytes) = self.memory {
+            let rest = usize::try_from(offset)
+                .ok()
+                .and_then(|at| bytes.get(at..))
+                .ok_or_else(|| std::io::Error::from(ErrorKind::UnexpectedEof))?;
+            return Ok(Box::new(rest));
+        }
+        let mut file = std::fs::File::open(self.path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Box::new(BufReader::with_capacity(64 << 10, file)))
     }
 }
 
-impl Drop for PartFile {
+/// Why [`Spool::finish`] did not commit a part.
+#[derive(Debug)]
+pub enum FinishError<E> {
+    /// Writing, syncing or moving the file failed.
+    Spool(Error),
+    /// The caller's check refused the synced file.
+    Refused(E),
+}
+
+/// An instance being received: its last bytes (up to [`PART_BUFFER_BYTES`]) in memory,
+/// any before them in its file in `tmp/`. The file is deleted when dropped unless
+/// committed.
+#[derive(Debug)]
+pub struct PartFile {
+    path: PathBuf,
+    disk: Disk,
+    /// Bytes not written out yet: at most [`PART_BUFFER_BYTES`] plus one write, and so
+    /// is its capacity.
+    buf: Vec<u8>,
+    len: u64,
+    data_offset: u64,
+    /// The spool's count of bytes written, for [`Spool::has_room`].
+    written_bytes: Arc<AtomicU64>,
+}
+
+/// The `.part` file of a [`PartFile`].
+#[derive(Debug)]
+enum Disk {
+    /// Not created yet (outside a runtime): the first write-out creates it.
+    NotCreated,
+    /// Being created by a blocking task started with the part.
+    Creating(JoinHandle<Result<OpenPart>>),
+    /// Created: the buffer follows its contents.
+    Open(OpenPart),
+    /// A write-out failed or was abandoned: the bytes are gone, the part is unusable.
+    Lost,
+}
+
+/// A created `.part` file, deleted when dropped unless committed. It moves into each
+/// blocking call and back, so whichever side drops it deletes it.
+#[derive(Debug)]
+struct OpenPart {
+    path: PathBuf,
+    file: std::fs::File,
+    committed: bool,
+}
+
+impl OpenPart {
+    /// Creates the file (blocking).
+    fn create(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(write_error(path))?;
+        Ok(Self {
+            path: path.to_owned(),
+            file,
+            committed: false,
+        })
+    }
+
+    /// Appends `bytes` (blocking).
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).map_err(write_error(&self.path))
+    }
+}
+
+impl Drop for OpenPart {
     fn drop(&mut self) {
         if self.committed {
             return;
         }
-        // A single unlink: cheap enough for a destructor on the runtime.
+        // A single unlink: cheap enough for a destructor on the runtime, where a
+        // part dropped by an aborted association lands.
         if let Err(e) = std::fs::remove_file(&self.path)
             && e.kind() != ErrorKind::NotFound
         {
@@ -302,7 +416,193 @@ impl Drop for PartFile {
     }
 }
 
-/// UIDs and modality read back from a spooled file.
+impl PartFile {
+    /// The `.part` path (the file may not exist yet: see [`Spool::create`]).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes received so far (preamble and meta included), written out or not.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Where the data set starts: after the preamble, `DICM` and the file meta group.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// Whether nothing was received yet (never after [`Spool::create`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends `bytes`; once the buffer holds [`PART_BUFFER_BYTES`], writes it out in one
+    /// blocking call. After an error the part is
+    /// unusable: drop it.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        if matches!(self.disk, Disk::Lost) {
+            return Err(lost(&self.path));
+        }
+        let needed = self.buf.len() + bytes.len();
+        if needed > self.buf.capacity() {
+            // Doubling, but never past the cap (or this write, if larger): plain
+            // `extend` could double a nearly full buffer to twice the cap.
+            let target = (2 * self.buf.capacity()).clamp(needed, PART_BUFFER_BYTES.max(needed));
+            self.buf.reserve_exact(target - self.buf.len());
+        }
+        self.buf.extend_from_slice(bytes);
+        self.len += bytes.len() as u64;
+        if self.buf.len() < PART_BUFFER_BYTES {
+            return Ok(());
+        }
+        self.settle().await?;
+        // `Lost` until the call gives the file back: if this future is dropped first,
+        // the part cannot go on with a hole in it.
+        let disk = std::mem::replace(&mut self.disk, Disk::Lost);
+        let buf = std::mem::take(&mut self.buf);
+        let path = self.path.clone();
+        let (open, mut buf) = tokio::task::spawn_blocking(move || {
+            let mut open = match disk {
+                Disk::NotCreated => OpenPart::create(&path)?,
+                Disk::Open(open) => open,
+                Disk::Creating(_) | Disk::Lost => return Err(lost(&path)),
+            };
+            open.append(&buf)?;
+            Ok((open, buf))
+        })
+        .await
+        .map_err(Error::Join)??;
+        self.written_bytes
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        buf.clear();
+        self.buf = buf;
+        self.disk = Disk::Open(open);
+        Ok(())
+    }
+
+    /// Waits for the file's creation, if it is under way (usually long done: no
+    /// wait).
+    async fn settle(&mut self) -> Result<()> {
+        if !matches!(self.disk, Disk::Creating(_)) {
+            return Ok(());
+        }
+        let Disk::Creating(task) = std::mem::replace(&mut self.disk, Disk::Lost) else {
+            // Broken invariant: matched just above.
+            unreachable!("the part file is being created");
+        };
+        self.disk = Disk::Open(task.await.map_err(Error::Join)??);
+        Ok(())
+    }
+
+    /// The body of [`Spool::finish`] (blocking), after [`Self::settle`].
+    fn finish_blocking<T, E>(
+        self,
+        to: PathBuf,
+        verify: impl FnOnce(&PartData<'_>) -> Result<T, E>,
+    ) -> Result<(Committed, T), FinishError<E>> {
+        let Self {
+            path,
+            disk,
+            buf,
+            len,
+            data_offset,
+            written_bytes,
+        } = self;
+        let mut open = match disk {
+            Disk::NotCreated => OpenPart::create(&path).map_err(FinishError::Spool)?,
+            Disk::Open(open) => open,
+            Disk::Creating(_) | Disk::Lost => return Err(FinishError::Spool(lost(&path))),
+        };
+        open.append(&buf).map_err(FinishError::Spool)?;
+        written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        open.file
+            .sync_all()
+            .map_err(|e| FinishError::Spool(write_error(&open.path)(e)))?;
+        let data = PartData {
+            path: &open.path,
+            // The buffer holds the whole file unless some was written out before.
+            memory: (buf.len() as u64 == len).then_some(&buf[..]),
+            data_offset,
+        };
+        let checked = verify(&data).map_err(FinishError::Refused)?;
+        drop(buf);
+        let from = open.path.clone();
+        let commit_error = |source| {
+            FinishError::Spool(Error::Commit {
+                from: from.clone(),
+                to: to.clone(),
+                source,
+            })
+        };
+        match std::fs::metadata(&to) {
+            Ok(meta) => {
+                // Already durable: `open` is dropped, which deletes the part.
+                let committed = Committed {
+                    path: to,
+                    size_bytes: meta.len(),
+                    added: false,
+                };
+                return Ok((committed, checked));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(source) => return Err(commit_error(source)),
+        }
+        std::fs::rename(&from, &to).map_err(commit_error)?;
+        open.committed = true;
+        if let Err(source) = to.parent().map_or(Ok(()), sync_dir) {
+            // Not durable: undo, so that the instance is not acknowledged half-done.
+            if let Err(e) = remove_synced(&to) {
+                warn!(error = %ErrorChain(&e), "Could not remove an instance not made durable.");
+            }
+            return Err(commit_error(source));
+        }
+        let committed = Committed {
+            path: to,
+            size_bytes: len,
+            added: true,
+        };
+        Ok((committed, checked))
+    }
+}
+
+/// Removes the `.part` files in `dir`; how many there were.
+fn remove_parts(dir: &Path) -> Result<usize> {
+    let mut removed = 0_usize;
+    for entry in std::fs::read_dir(dir).map_err(prepare(dir))? {
+        let path = entry.map_err(prepare(dir))?.path();
+        if path.extension().is_some_and(|e| e == PART_EXTENSION) {
+            std::fs::remove_file(&path).map_err(prepare(&path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The error of a part whose bytes were lost by an earlier failure.
+fn lost(path: &Path) -> Error {
+    Error::WriteSpool {
+        path: path.to_owned(),
+        source: std::io::Error::other("an earlier write of this instance failed"),
+    }
+}
+
+/// Wraps an I/O error met while writing the part `path`.
+fn write_error(path: &Path) -> impl Fn(std::io::Error) -> Error + use<> {
+    let path = path.to_owned();
+    move |source| Error::WriteSpool {
+        path: path.clone(),
+        source,
+    }
+}
+
+/// Removes a file and fsyncs its folder (blocking).
+fn remove_synced(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    path.parent().map_or(Ok(()), sync_dir)
+}
+
+/// UIDs, modality and PatientID read back from a spooled file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
     /// (0002,0010) Transfer Syntax UID of the file meta group.
@@ -317,6 +617,8 @@ pub struct Header {
     pub series_instance_uid: Option<String>,
     /// (0008,0060) Modality.
     pub modality: Option<String>,
+    /// (0010,0020) Patient ID, trimmed; `None` when absent or empty.
+    pub patient_id: Option<PatientId>,
 }
 
 /// Parses the header of a spooled file, stopping before the pixel data. Blocking.
@@ -328,20 +630,45 @@ pub fn read_header(path: &Path) -> Result<Header> {
             path: path.to_owned(),
             source: Box::new(e),
         })?;
+    Ok(header_of(&obj))
+}
+
+/// Parses the header of a spooled file read from `reader` (from its first byte, the
+/// preamble), stopping before the pixel data; `path` names it in errors.
+pub fn parse_header(reader: impl Read, path: &Path) -> Result<Header> {
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .read_preamble(ReadPreamble::Always)
+        .from_reader(reader)
+        .map_err(|e| Error::ReadHeader {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })?;
+    Ok(header_of(&obj))
+}
+
+/// The [`Header`] of a parsed file.
+fn header_of(obj: &DefaultDicomObject) -> Header {
     let text = |tag| {
         obj.get(tag)
             .and_then(|e| e.to_str().ok())
             .map(|s| trim_uid(s.trim_start()).to_owned())
             .filter(|s| !s.is_empty())
     };
-    Ok(Header {
+    Header {
         transfer_syntax_uid: trim_uid(obj.meta().transfer_syntax()).to_owned(),
         sop_class_uid: text(tags::SOP_CLASS_UID),
         sop_instance_uid: text(tags::SOP_INSTANCE_UID),
         study_instance_uid: text(tags::STUDY_INSTANCE_UID),
         series_instance_uid: text(tags::SERIES_INSTANCE_UID),
         modality: text(tags::MODALITY),
-    })
+        patient_id: obj
+            .get(tags::PATIENT_ID)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .map(PatientId::new),
+    }
 }
 
 /// The shard of an instance: FNV-1a of its UID, low byte. UID prefixes are shared by a
@@ -424,38 +751,193 @@ mod tests {
         assert!(shards.len() > 32, "{}", shards.len());
     }
 
+    /// `finish` with a check that accepts everything.
+    async fn finish(spool: &Spool, part: PartFile, uid: &Uid) -> Committed {
+        let accept = |_: &PartData<'_>| Ok::<_, ()>(());
+        match spool.finish(part, uid, accept).await {
+            Ok((c, ())) => c,
+            Err(FinishError::Spool(e)) => panic!("{e}"),
+            Err(FinishError::Refused(())) => unreachable!(),
+        }
+    }
+
+    fn tmp_files(spool: &Spool) -> usize {
+        std::fs::read_dir(spool.tmp_dir()).unwrap().count()
+    }
+
+    /// Waits (5 s at most) until `tmp/` holds `n` files: a part's file is created and
+    /// deleted by blocking tasks.
+    async fn wait_for_tmp_files(spool: &Spool, n: usize) {
+        for _ in 0..500 {
+            if tmp_files(spool) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(tmp_files(spool), n, "files in tmp/");
+    }
+
     #[tokio::test]
-    async fn dropped_part_leaves_nothing_and_commit_keeps_the_first_copy() {
+    async fn dropped_part_leaves_nothing_and_finish_keeps_the_first_copy() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 0).unwrap();
         let uid = Uid::new("1.2.3.4").unwrap();
 
-        let mut part = spool.create(&meta("1.2.3.4")).await.unwrap();
+        // The file is created in the background, and deleted when the part is dropped,
+        // whether its creation was done or not.
+        let mut part = spool.create(&meta("1.2.3.4")).unwrap();
         part.write(b"abc").await.unwrap();
+        wait_for_tmp_files(&spool, 1).await;
+        drop(part);
+        wait_for_tmp_files(&spool, 0).await;
+        drop(spool.create(&meta("1.2.3.4")).unwrap());
+        wait_for_tmp_files(&spool, 0).await;
+
+        // Over the buffer: written out, then deleted when dropped.
+        let mut part = spool.create(&meta("1.2.3.4")).unwrap();
+        part.write(&vec![7_u8; PART_BUFFER_BYTES]).await.unwrap();
         let path = part.path().to_owned();
-        assert!(path.exists());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), part.len());
         drop(part);
         assert!(!path.exists());
 
-        let mut part = spool.create(&meta("1.2.3.4")).await.unwrap();
-        part.sync().await.unwrap();
+        let part = spool.create(&meta("1.2.3.4")).unwrap();
         let first_len = part.len();
-        let c = spool.commit(part, &uid).await.unwrap();
+        let c = finish(&spool, part, &uid).await;
         assert!(c.added);
         assert_eq!(c.size_bytes, first_len);
         assert_eq!(std::fs::metadata(&c.path).unwrap().len(), first_len);
 
-        let mut again = spool.create(&meta("1.2.3.4")).await.unwrap();
+        let mut again = spool.create(&meta("1.2.3.4")).unwrap();
         again.write(&[0_u8; 10]).await.unwrap();
-        again.sync().await.unwrap();
-        let c2 = spool.commit(again, &uid).await.unwrap();
+        let c2 = finish(&spool, again, &uid).await;
         assert!(!c2.added);
         assert_eq!(c2.path, c.path);
         assert_eq!(c2.size_bytes, first_len);
-        assert_eq!(std::fs::read_dir(spool.tmp_dir()).unwrap().count(), 0);
+        assert_eq!(tmp_files(&spool), 0);
 
         spool.remove(&c.path).await;
         assert!(!c.path.exists());
+    }
+
+    #[tokio::test]
+    async fn large_instances_are_written_whole_in_buffer_sized_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let uid = Uid::new("1.2.3.5").unwrap();
+        let mut part = spool.create(&meta("1.2.3.5")).unwrap();
+        let head = part.len();
+        // 2.5 buffers in PDV-sized writes, each byte telling its position.
+        let data: Vec<u8> = (0..PART_BUFFER_BYTES * 5 / 2)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        for pdv in data.chunks(65_530) {
+            part.write(pdv).await.unwrap();
+            assert!(part.buf.len() < PART_BUFFER_BYTES, "written out when full");
+            assert!(
+                part.buf.capacity() <= PART_BUFFER_BYTES + 65_530,
+                "buffer bounded: {}",
+                part.buf.capacity()
+            );
+        }
+        let offset = part.data_offset();
+        let verify = move |data: &PartData<'_>| {
+            assert_eq!(data.data_offset(), offset);
+            let mut whole = Vec::new();
+            data.reader_at(0).unwrap().read_to_end(&mut whole).unwrap();
+            assert_eq!(
+                whole.len() as u64,
+                std::fs::metadata(data.path()).unwrap().len()
+            );
+            Ok::<_, ()>(whole.len() as u64)
+        };
+        let (c, synced_len) = match spool.finish(part, &uid, verify).await {
+            Ok(done) => done,
+            Err(_) => panic!("not committed"),
+        };
+        assert_eq!(
+            synced_len,
+            head + data.len() as u64,
+            "verify sees the whole file"
+        );
+        let bytes = std::fs::read(&c.path).unwrap();
+        assert_eq!(&bytes[128..132], b"DICM");
+        assert_eq!(&bytes[usize::try_from(head).unwrap()..], &data[..]);
+        assert_eq!(c.size_bytes, bytes.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn small_instances_are_checked_from_memory_with_the_bytes_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let uid = Uid::new("1.2.3.7").unwrap();
+        let mut part = spool.create(&meta("1.2.3.7")).unwrap();
+        part.write(b"0123456789").await.unwrap();
+        let verify = |data: &PartData<'_>| {
+            let mut tail = String::new();
+            let at = data.data_offset() + 4;
+            data.reader_at(at)
+                .unwrap()
+                .read_to_string(&mut tail)
+                .unwrap();
+            assert!(data.reader_at(at + 7).is_err(), "past the end");
+            let mut whole = Vec::new();
+            data.reader_at(0).unwrap().read_to_end(&mut whole).unwrap();
+            assert_eq!(whole, std::fs::read(data.path()).unwrap());
+            Ok::<_, ()>(tail)
+        };
+        let Ok((c, tail)) = spool.finish(part, &uid, verify).await else {
+            panic!("not committed");
+        };
+        assert_eq!(tail, "456789");
+        assert!(c.added);
+    }
+
+    #[tokio::test]
+    async fn refused_part_is_deleted_and_not_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let uid = Uid::new("1.2.3.6").unwrap();
+        let mut part = spool.create(&meta("1.2.3.6")).unwrap();
+        part.write(&vec![1_u8; PART_BUFFER_BYTES + 1])
+            .await
+            .unwrap();
+        let refuse = |_: &PartData<'_>| Err::<(), _>("truncated");
+        assert!(matches!(
+            spool.finish(part, &uid, refuse).await,
+            Err(FinishError::Refused("truncated"))
+        ));
+        assert_eq!(tmp_files(&spool), 0);
+        assert!(!spool.final_path(&uid).exists());
+    }
+
+    #[test]
+    fn free_space_reading_is_trusted_briefly_and_far_from_the_watermark() {
+        let at = Instant::now();
+        let min = 1 << 30;
+        let far = FreeSpace {
+            at,
+            free_bytes: min + FREE_SPACE_MARGIN_BYTES + (100 << 20),
+            written_bytes: 1000,
+        };
+        assert!(far.shows_room(at, 1000, min));
+        assert!(far.shows_room(at + Duration::from_millis(100), 1000 + (50 << 20), min));
+        // Too old, too much written since, or too close once that is counted.
+        assert!(!far.shows_room(at + FREE_SPACE_MAX_AGE, 1000, min));
+        assert!(!far.shows_room(at, 1000 + FREE_SPACE_MAX_WRITTEN_BYTES, min));
+        let near = FreeSpace {
+            free_bytes: min + FREE_SPACE_MARGIN_BYTES,
+            ..far
+        };
+        assert!(near.shows_room(at, 1000, min));
+        assert!(!near.shows_room(at, 1001, min));
+        // A reading under the watermark never shows room.
+        let under = FreeSpace {
+            free_bytes: min - 1,
+            ..far
+        };
+        assert!(!under.shows_room(at, 1000, min));
+        assert!(!far.shows_room(at, 1000, u64::MAX));
     }
 
     #[tokio::test]

@@ -68,7 +68,15 @@ pub fn check_file(
     let mut file = std::fs::File::open(path).map_err(StructureError::Io)?;
     file.seek(SeekFrom::Start(offset))
         .map_err(StructureError::Io)?;
-    let reader = BufReader::with_capacity(64 << 10, file);
+    check_data_set(
+        BufReader::with_capacity(64 << 10, file),
+        transfer_syntax_uid,
+    )
+}
+
+/// Checks the data set read from `reader` (from its first byte, after the file meta
+/// group), encoded in `transfer_syntax_uid`. Blocking when `reader` is.
+pub fn check_data_set(reader: impl Read, transfer_syntax_uid: &str) -> Result<(), StructureError> {
     let (encoding, deflated) = Encoding::of(transfer_syntax_uid);
     if deflated {
         // PS3.5 A.5: the data set is a raw deflate stream (no zlib header).

@@ -14,7 +14,10 @@ use common::{
     wait_until,
 };
 use dicom_ul::Pdu;
+use dicom_ul::association::client::AsyncClientAssociation;
 use dicom_ul::pdu::PDataValueType;
+use spinewatch_ingest::spool::PART_BUFFER_BYTES;
+use tokio::net::TcpStream;
 
 const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
 
@@ -24,6 +27,19 @@ enum Stop {
     Abort,
     /// The peer closes the TCP connection without a word.
     Drop,
+}
+
+/// Sends `head` as data set fragments, then filler until the listener has more than
+/// [`PART_BUFFER_BYTES`] of the data set, so that some of it was written out to its
+/// `.part` file (smaller instances stay in memory until their last fragment).
+async fn send_past_the_buffer(assoc: &mut AsyncClientAssociation<TcpStream>, head: &[u8]) {
+    send_pdv(assoc, PDataValueType::Data, false, head).await;
+    let filler = vec![0_u8; 32 << 10];
+    let mut sent = head.len();
+    while sent <= PART_BUFFER_BYTES {
+        send_pdv(assoc, PDataValueType::Data, false, &filler).await;
+        sent += filler.len();
+    }
 }
 
 async fn stop_mid_instance(stop: Stop) {
@@ -40,13 +56,7 @@ async fn stop_mid_instance(stop: Stop) {
         &store_rq(1, &class, &uid),
     )
     .await;
-    send_pdv(
-        &mut assoc,
-        PDataValueType::Data,
-        false,
-        &bytes[..bytes.len() / 2],
-    )
-    .await;
+    send_past_the_buffer(&mut assoc, &bytes[..bytes.len() / 2]).await;
     // The instance is being spooled...
     wait_until("a .part file is written", || server.tmp_files().len() == 1).await;
     match stop {
@@ -101,13 +111,7 @@ async fn shutdown_mid_instance_aborts_and_leaves_nothing() {
         &store_rq(1, &class, &uid),
     )
     .await;
-    send_pdv(
-        &mut assoc,
-        PDataValueType::Data,
-        false,
-        &bytes[..bytes.len() / 2],
-    )
-    .await;
+    send_past_the_buffer(&mut assoc, &bytes[..bytes.len() / 2]).await;
     wait_until("a .part file is written", || server.tmp_files().len() == 1).await;
 
     // Stops in time although an association is open and mid-instance.

@@ -1,6 +1,7 @@
 //! dcmtk `storescu` pushes a small synthetic CT series: every instance lands in the
-//! spool with its data set byte for byte, the sink records each once, and pushing the
-//! series again is answered with success, recorded as duplicates, and adds no file.
+//! spool with its data set byte for byte, the sink records each once (with its
+//! PatientID, redacted in `Debug`), and pushing the series again is answered with
+//! success, recorded as duplicates, and adds no file.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -90,6 +91,10 @@ async fn storescu_pushes_a_series_that_is_stored_once() {
             text(tags::SERIES_INSTANCE_UID)
         );
         assert_eq!(instance.modality.as_deref(), Some("CT"));
+        // The PatientID comes with the header pass, and never shows in `Debug`.
+        let patient_id = instance.patient_id.as_ref().expect("a PatientID");
+        assert_eq!(patient_id.as_str(), text(tags::PATIENT_ID).trim());
+        assert!(!format!("{instance:?}").contains(patient_id.as_str()));
         assert_eq!(instance.calling_ae_title, "PACS");
         assert_eq!(instance.transfer_syntax_uid.as_str(), "1.2.840.10008.1.2.1");
         assert_eq!(

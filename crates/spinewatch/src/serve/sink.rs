@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
-use spinewatch_ingest::{InstanceSink, Recorded, SinkError, StoredInstance};
+use spinewatch_ingest::{InstanceSink, PatientId, Recorded, SinkError, StoredInstance};
 use spinewatch_triage::{InstanceRecord, Store, patient_key};
 
 /// Bytes of a new patient key secret.
@@ -39,7 +37,9 @@ impl InstanceSink for JournalSink {
     async fn record(&self, instance: &StoredInstance) -> Result<Recorded, SinkError> {
         let (store, secret, instance) = (self.store.clone(), self.secret.clone(), instance.clone());
         let recorded = tokio::task::spawn_blocking(move || {
-            let patient_id = read_patient_id(&instance.path)?;
+            // The PatientID comes from the listener's header pass: it goes into the key
+            // and nowhere else.
+            let patient_id = instance.patient_id.as_ref().map_or("", PatientId::as_str);
             let record = InstanceRecord {
                 sop_instance_uid: instance.sop_instance_uid.to_string(),
                 study_instance_uid: instance.study_instance_uid.to_string(),
@@ -47,7 +47,7 @@ impl InstanceSink for JournalSink {
                 sop_class_uid: instance.sop_class_uid.to_string(),
                 transfer_syntax_uid: instance.transfer_syntax_uid.to_string(),
                 modality: instance.modality.clone(),
-                patient_key: patient_key(&secret, patient_id.as_deref().unwrap_or("")),
+                patient_key: patient_key(&secret, patient_id),
                 path: instance.path.clone(),
                 bytes: instance.size_bytes,
             };
@@ -66,22 +66,6 @@ impl InstanceSink for JournalSink {
     fn accepting(&self) -> bool {
         self.accepting.load(Ordering::Relaxed)
     }
-}
-
-/// PatientID (0010,0020) of a spooled instance, read from its header only; `None` when it
-/// has none. It goes into the key and nowhere else.
-fn read_patient_id(path: &Path) -> Result<Option<String>, SinkError> {
-    let object = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| SinkError::Invalid(format!("unreadable header: {e}")))?;
-    Ok(object
-        .element_opt(tags::PATIENT_ID)
-        .ok()
-        .flatten()
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty()))
 }
 
 /// The site's patient key secret at `path`, created (random, mode 0600) when missing.
