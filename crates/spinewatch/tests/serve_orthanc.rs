@@ -14,59 +14,69 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
+mod serve_support;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use serde_json::{Value, json};
+use serve_support::{
+    ChildGuard, HTTP_TIMEOUT, QUIET_PERIOD_SECS, START_TIMEOUT, Server, http_get, http_post,
+    ort_dylib, outcome_deadline, synth, wait_until, write_config,
+};
 use spinewatch_testkit::peers;
 
-const BIN: &str = env!("CARGO_BIN_EXE_spinewatch");
-/// `--quiet-period-secs` of the server under test.
-const QUIET_PERIOD_SECS: u64 = 2;
-/// Time the analysis may take once the quiet period is over (the brief's bound).
-const ANALYSIS_BUDGET: Duration = Duration::from_secs(15);
-/// Time for either server to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Where Debian installs Orthanc; `/usr/sbin` is not on every user's `PATH`.
 const DEBIAN_ORTHANC: &str = "/usr/sbin/Orthanc";
 
-/// A server process, killed (and reaped) on drop so that a failing test leaves none behind.
-struct Server {
-    name: &'static str,
-    child: Child,
-    /// Its standard error, shown when the test fails.
+/// A running Orthanc, killed (and reaped) on drop; a running one whose test failed prints
+/// the tail of its log.
+struct Orthanc {
+    child: ChildGuard,
+    /// Its REST API.
+    http: SocketAddr,
+    /// Its standard output and error.
     log: PathBuf,
 }
 
-impl Server {
-    /// The last lines of the server's log, for failure messages.
+impl Orthanc {
+    /// The last lines of its log.
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(30)..].join("\n");
-        format!("--- {} log ({}) ---\n{tail}", self.name, self.log.display())
+        format!("--- Orthanc log ({}) ---\n{tail}", self.log.display())
     }
 
     /// Panics with the log when the process has exited.
     fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{} exited early ({status})\n{}", self.name, self.log_tail());
+        if let Some(status) = self.child.0.try_wait().unwrap() {
+            panic!("Orthanc exited early ({status})\n{}", self.log_tail());
+        }
+    }
+
+    /// `GET path`, which must answer 200 with JSON.
+    fn get_json(&self, path: &str) -> Value {
+        let (status, body) = http_get(self.http, path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        json_of(&body)
+    }
+}
+
+impl Drop for Orthanc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
         }
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Already exited is fine; nothing else to report from a destructor.
-        if self.child.kill().is_ok() {
-            self.child.wait().ok();
-        }
-    }
+/// `body` as JSON, panicking with it when it is not.
+fn json_of(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
 /// A port that was free a moment ago (Orthanc cannot be given port 0).
@@ -78,119 +88,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A minimal HTTP/1.1 client over `std`: one request per connection (`Connection: close`).
-mod http {
-    use super::*;
-
-    /// A response: status code and body (de-chunked).
-    pub struct Response {
-        pub status: u16,
-        pub body: Vec<u8>,
-    }
-
-    impl Response {
-        /// The body as JSON, panicking with the body when it is not.
-        pub fn json(&self) -> Value {
-            serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-                panic!(
-                    "not JSON ({e}), status {}: {}",
-                    self.status,
-                    String::from_utf8_lossy(&self.body)
-                )
-            })
-        }
-
-        pub fn text(&self) -> String {
-            String::from_utf8_lossy(&self.body).into_owned()
-        }
-    }
-
-    pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
-        request(addr, "GET", path, &[])
-    }
-
-    pub fn post(addr: SocketAddr, path: &str, body: &[u8]) -> std::io::Result<Response> {
-        request(addr, "POST", path, body)
-    }
-
-    fn request(
-        addr: SocketAddr,
-        method: &str,
-        path: &str,
-        body: &[u8],
-    ) -> std::io::Result<Response> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-        // Orthanc answers a store only once every instance is sent: allow for that.
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw)?;
-        parse(&raw)
-    }
-
-    fn parse(raw: &[u8]) -> std::io::Result<Response> {
-        let bad =
-            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| bad("no end of headers"))?;
-        let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers not UTF-8"))?;
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("no status line"))?;
-        let chunked = lines.any(|l| {
-            let l = l.to_ascii_lowercase();
-            l.starts_with("transfer-encoding:") && l.contains("chunked")
-        });
-        let rest = &raw[end + 4..];
-        let body = if chunked {
-            dechunk(rest).ok_or_else(|| bad("bad chunked body"))?
-        } else {
-            rest.to_vec()
-        };
-        Ok(Response { status, body })
-    }
-
-    /// `Transfer-Encoding: chunked` ([RFC 9112 §7.1](https://www.rfc-editor.org/rfc/rfc9112#section-7.1)).
-    fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
-        let mut body = Vec::new();
-        loop {
-            let eol = rest.windows(2).position(|w| w == b"\r\n")?;
-            let size = std::str::from_utf8(&rest[..eol]).ok()?;
-            let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-            rest = &rest[eol + 2..];
-            if size == 0 {
-                return Some(body);
-            }
-            body.extend_from_slice(rest.get(..size)?);
-            rest = rest.get(size + 2..)?;
-        }
-    }
-}
-
-fn ort_available() -> bool {
-    let ok = spinewatch_infer::runtime::Runtime::load(Default::default()).is_ok();
-    assert!(
-        ok || !peers::in_ci(),
-        "ONNX Runtime is required under CI=true"
-    );
-    if !ok {
-        eprintln!("skipping: ONNX Runtime not found (scripts/setup-ort)");
-    }
-    ok
-}
-
 fn orthanc() -> Option<PathBuf> {
     let found = peers::which("Orthanc").or_else(|| {
         let p = PathBuf::from(DEBIAN_ORTHANC);
@@ -199,112 +96,9 @@ fn orthanc() -> Option<PathBuf> {
     peers::require("Orthanc (Debian orthanc)", found)
 }
 
-/// Writes the synthetic fractured study; its `.dcm` files, sorted, and its Study Instance UID.
-fn synth(out: &Path) -> (Vec<PathBuf>, String) {
-    let status = Command::new(BIN)
-        .args(["synth", "--out"])
-        .arg(out)
-        .args(["--seed", "7", "--age", "72", "--fracture", "L1:2:wedge"])
-        .args(["--coverage", "T10-L3"])
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "synth failed: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    let mut files = Vec::new();
-    let mut dirs = vec![out.to_owned()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "dcm") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    let truth: Value =
-        serde_json::from_slice(&std::fs::read(out.join("ground_truth.json")).unwrap()).unwrap();
-    let uid = truth["study_instance_uid"].as_str().unwrap().to_owned();
-    (files, uid)
-}
-
-/// Starts `spinewatch serve` on ephemeral loopback ports; the server, its DICOM port and its
-/// HTTP address, read from the line it prints once ready.
-fn start_spinewatch(dir: &Path) -> (Server, u16, SocketAddr) {
-    let manifest = peers::workspace_root().join("models/vertebra-fracture/manifest.toml");
-    let config = dir.join("spinewatch.toml");
-    std::fs::write(
-        &config,
-        format!("[model]\nmanifest = {:?}\n", manifest.display().to_string()),
-    )
-    .unwrap();
-    let log = dir.join("spinewatch.log");
-    let child = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "serve",
-            "--dicom-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--quiet-period-secs")
-        .arg(QUIET_PERIOD_SECS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut server = Server {
-        name: "spinewatch serve",
-        child,
-        log,
-    };
-    // Read stdout on a thread (to the end, so the server never blocks on a full pipe) and
-    // hand the ready line over with a timeout.
-    let stdout = server.child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.starts_with("spinewatch serve:") {
-                tx.send(line).ok();
-            }
-        }
-    });
-    let Ok(line) = rx.recv_timeout(START_TIMEOUT) else {
-        server.assert_running();
-        panic!(
-            "spinewatch serve printed no ready line\n{}",
-            server.log_tail()
-        );
-    };
-    // `spinewatch serve: DICOM SPINEWATCH on 127.0.0.1:P, HTTP on http://127.0.0.1:Q, data in D`
-    let addr_after = |marker: &str| -> SocketAddr {
-        let start = line
-            .find(marker)
-            .unwrap_or_else(|| panic!("{marker} in {line}"));
-        let rest = &line[start + marker.len()..];
-        let end = rest.find(',').unwrap_or(rest.len());
-        rest[..end]
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}: {line}"))
-    };
-    let dicom = addr_after(" on ");
-    let http = addr_after("http://");
-    (server, dicom.port(), http)
-}
-
 /// Starts Orthanc with everything in `dir` (no plugins, no Lua, nothing from `/etc/orthanc`),
-/// knowing spinewatch's SCP as the modality `spinewatch`; the server and its REST address.
-fn start_orthanc(bin: &Path, dir: &Path, spinewatch_dicom_port: u16) -> (Server, SocketAddr) {
+/// knowing spinewatch's SCP as the modality `spinewatch`.
+fn start_orthanc(bin: &Path, dir: &Path, spinewatch_dicom_port: u16) -> Orthanc {
     // The ports are free when chosen; should another process take one first, Orthanc exits
     // and is started again on new ones.
     for attempt in 1..=3 {
@@ -342,40 +136,34 @@ fn start_orthanc(bin: &Path, dir: &Path, spinewatch_dicom_port: u16) -> (Server,
             .stderr(out)
             .spawn()
             .unwrap();
-        let mut server = Server {
-            name: "Orthanc",
-            child,
+        let mut orthanc = Orthanc {
+            child: ChildGuard(child),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
             log,
         };
-        let addr = SocketAddr::from(([127, 0, 0, 1], http_port));
         let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if server.child.try_wait().unwrap().is_some() {
-                eprintln!(
-                    "Orthanc exited at start (attempt {attempt})\n{}",
-                    server.log_tail()
-                );
-                break;
+        let up = wait_until("Orthanc's REST API answers", deadline, || {
+            if let Some(status) = orthanc.child.0.try_wait().unwrap() {
+                return Ok(Err(status));
             }
-            if http::get(addr, "/system").is_ok_and(|r| r.status == 200) {
-                return (server, addr);
+            // Not listening yet: poll again.
+            if TcpStream::connect_timeout(&orthanc.http, HTTP_TIMEOUT).is_err() {
+                return Err("not listening".to_owned());
             }
-            assert!(
-                Instant::now() < deadline,
-                "Orthanc's REST API did not answer within {START_TIMEOUT:?}\n{}",
-                server.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
+            match http_get(orthanc.http, "/system") {
+                (200, _) => Ok(Ok(())),
+                (status, body) => Err(format!("GET /system: {status} {body}")),
+            }
+        });
+        match up {
+            Ok(()) => return orthanc,
+            Err(status) => eprintln!(
+                "Orthanc exited at start ({status}, attempt {attempt})\n{}",
+                orthanc.log_tail()
+            ),
         }
     }
     panic!("Orthanc did not start in 3 attempts");
-}
-
-/// The `spinewatch_*` sample `name` (with its labels, if any) from Prometheus text.
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
 }
 
 #[test]
@@ -383,34 +171,43 @@ fn orthanc_pushes_a_fractured_study_that_is_analysed_and_queued() {
     let Some(orthanc_bin) = orthanc() else {
         return;
     };
-    if !ort_available() {
-        return;
-    }
+    let Some(ort) = ort_dylib() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (files, study_uid) = synth(&tmp.path().join("study"));
-    assert!(!files.is_empty());
+    let study = synth(
+        &tmp.path().join("study"),
+        &[
+            "--seed",
+            "7",
+            "--age",
+            "72",
+            "--fracture",
+            "L1:2:wedge",
+            "--coverage",
+            "T10-L3",
+        ],
+    );
+    let (files, study_uid) = (&study.files, &study.study_instance_uid);
 
     let sw_dir = tmp.path().join("spinewatch");
     std::fs::create_dir_all(&sw_dir).unwrap();
-    let (mut spinewatch, dicom_port, sw_http) = start_spinewatch(&sw_dir);
+    let config = write_config(&sw_dir, &ort, "", "");
+    let mut spinewatch = Server::start(&config, &sw_dir.join("data"));
     let orthanc_dir = tmp.path().join("orthanc");
     std::fs::create_dir_all(&orthanc_dir).unwrap();
-    let (mut orthanc, orthanc_http) = start_orthanc(&orthanc_bin, &orthanc_dir, dicom_port);
+    let mut orthanc = start_orthanc(&orthanc_bin, &orthanc_dir, spinewatch.dicom.port());
 
     // Upload: Orthanc parses every file and files it under one study.
     let mut orthanc_study = None;
-    for file in &files {
-        let r = http::post(orthanc_http, "/instances", &std::fs::read(file).unwrap()).unwrap();
-        assert_eq!(r.status, 200, "{}: {}", file.display(), r.text());
-        let v = r.json();
+    for file in files {
+        let (status, body) = http_post(orthanc.http, "/instances", &std::fs::read(file).unwrap());
+        assert_eq!(status, 200, "{}: {body}", file.display());
+        let v = json_of(&body);
         assert_eq!(v["Status"], "Success", "{}: {v}", file.display());
         let parent = v["ParentStudy"].as_str().unwrap().to_owned();
         assert_eq!(orthanc_study.get_or_insert(parent.clone()), &parent);
     }
     let orthanc_study = orthanc_study.unwrap();
-    let study = http::get(orthanc_http, &format!("/studies/{orthanc_study}"))
-        .unwrap()
-        .json();
+    let study = orthanc.get_json(&format!("/studies/{orthanc_study}"));
     assert_eq!(
         study["MainDicomTags"]["StudyInstanceUID"],
         study_uid.as_str()
@@ -418,64 +215,53 @@ fn orthanc_pushes_a_fractured_study_that_is_analysed_and_queued() {
 
     // Push: Orthanc opens an association to spinewatch and C-STOREs every instance; the call
     // returns once the job is done.
-    let r = http::post(
-        orthanc_http,
+    let (status, body) = http_post(
+        orthanc.http,
         "/modalities/spinewatch/store",
         orthanc_study.as_bytes(),
-    )
-    .unwrap();
-    let pushed = Instant::now();
-    assert_eq!(
-        r.status,
-        200,
-        "store failed: {}\n{}\n{}",
-        r.text(),
-        orthanc.log_tail(),
-        spinewatch.log_tail()
     );
-    let v = r.json();
+    let pushed = Instant::now();
+    assert_eq!(status, 200, "store failed: {body}");
+    let v = json_of(&body);
     assert_eq!(v["RemoteAet"], "SPINEWATCH", "{v}");
     assert_eq!(v["FailedInstancesCount"], 0, "{v}");
     assert_eq!(v["InstancesCount"], files.len(), "{v}");
     orthanc.assert_running();
 
     // Every instance was received (and made durable: success is only answered after that).
-    let metrics = http::get(sw_http, "/metrics").unwrap().text();
+    let metrics = spinewatch.metrics();
     assert_eq!(
-        metric(&metrics, "spinewatch_instances_received_total"),
+        metrics.get("spinewatch_instances_received_total"),
         Some(files.len() as f64),
-        "{metrics}"
+        "{}",
+        metrics.0
     );
     let bytes: u64 = files.iter().map(|f| f.metadata().unwrap().len()).sum();
-    let received = metric(&metrics, "spinewatch_bytes_received_total").unwrap();
+    let received = metrics.get("spinewatch_bytes_received_total").unwrap();
     assert!(received > 0.9 * bytes as f64, "{received} of {bytes} bytes");
 
     // The study completes after the quiet period and is analysed into an open case.
-    let deadline = pushed + Duration::from_secs(QUIET_PERIOD_SECS) + ANALYSIS_BUDGET;
-    let case = loop {
-        spinewatch.assert_running();
-        let cases = http::get(sw_http, "/api/cases?status=open").unwrap();
-        assert_eq!(cases.status, 200, "{}", cases.text());
-        let cases = cases.json();
-        if let Some(case) = cases
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["study_instance_uid"] == study_uid.as_str())
-        {
-            break case.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no open case for {study_uid} within {QUIET_PERIOD_SECS} s + {ANALYSIS_BUDGET:?} \
-             of the push; cases: {cases}\nmetrics:\n{}\n{}",
-            http::get(sw_http, "/metrics").unwrap().text(),
-            spinewatch.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    };
+    let budget = outcome_deadline();
+    let case = wait_until(
+        &format!("an open case for {study_uid} within {budget:?} of the push"),
+        pushed + budget,
+        || {
+            spinewatch.assert_running();
+            let cases = spinewatch.open_cases();
+            match cases
+                .iter()
+                .find(|c| c["study_instance_uid"] == study_uid.as_str())
+            {
+                Some(case) => Ok(case.clone()),
+                None => Err(format!(
+                    "cases: {cases:?}\nmetrics:\n{}",
+                    spinewatch.metrics().0
+                )),
+            }
+        },
+    );
     eprintln!(
-        "case queued {:.1} s after the push: {case}",
+        "case queued {:.1} s after the push (quiet period {QUIET_PERIOD_SECS} s): {case}",
         pushed.elapsed().as_secs_f64()
     );
     assert_eq!(case["status"], "open", "{case}");
@@ -488,10 +274,11 @@ fn orthanc_pushes_a_fractured_study_that_is_analysed_and_queued() {
     assert!((1..=3).contains(&l1["grade"].as_u64().unwrap()), "{l1}");
     let p = l1["probability"].as_f64().unwrap();
     assert!(p > 0.0 && p <= 1.0, "{l1}");
-    let metrics = http::get(sw_http, "/metrics").unwrap().text();
+    let metrics = spinewatch.metrics();
     assert_eq!(
-        metric(&metrics, "spinewatch_studies_total{outcome=\"positive\"}"),
+        metrics.get("spinewatch_studies_total{outcome=\"positive\"}"),
         Some(1.0),
-        "{metrics}"
+        "{}",
+        metrics.0
     );
 }

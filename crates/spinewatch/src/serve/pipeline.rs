@@ -349,7 +349,8 @@ impl Analyser {
         if !findings.flagged {
             return Outcome::Negative;
         }
-        let key_images = self.key_image(&study.study_instance_uid, &analysis);
+        let flagged: Vec<bool> = findings.vertebrae.iter().map(|v| v.flagged).collect();
+        let key_images = self.key_image(&study.study_instance_uid, &analysis, &flagged);
         let study_date = analysis
             .series()
             .and_then(|s| s.slices.first())
@@ -390,9 +391,10 @@ impl Analyser {
         }
     }
 
-    /// Renders the sagittal reformat with the located vertebrae marked; its path
-    /// relative to the data directory, or nothing when it could not be written.
-    fn key_image(&self, study_uid: &str, analysis: &Analysis) -> Vec<String> {
+    /// Renders the sagittal reformat with the located vertebrae marked and the flagged
+    /// ones boxed in red; its path relative to the data directory, or nothing when it
+    /// could not be written.
+    fn key_image(&self, study_uid: &str, analysis: &Analysis, flagged: &[bool]) -> Vec<String> {
         let (Some(volume), Some(spine)) = (&analysis.volume, &analysis.spine) else {
             return Vec::new();
         };
@@ -408,7 +410,7 @@ impl Analyser {
             .map_err(anyhow::Error::from)
             .and_then(|_| {
                 let r = reformat::sagittal(volume, spine, &ReformatManifest::default());
-                crate::render::sagittal_png(&r, spine, &path)
+                crate::render::sagittal_png(&r, spine, flagged, &path)
             });
         match written {
             Ok(()) => vec![relative.to_string_lossy().into_owned()],

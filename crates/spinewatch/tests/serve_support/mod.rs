@@ -298,6 +298,13 @@ impl Server {
         self.child.0.id()
     }
 
+    /// Panics when the server has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.0.try_wait().unwrap() {
+            panic!("spinewatch serve exited early ({status})");
+        }
+    }
+
     /// Kills the server with SIGKILL, as a power cut would, and reaps it.
     pub fn kill9(&mut self) {
         self.child.0.kill().unwrap();
@@ -430,11 +437,37 @@ impl Metrics {
 
 /// `GET path` over HTTP/1.1 on a fresh connection: the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path, &[], HTTP_TIMEOUT)
+}
+
+/// `POST path` with `body` (`application/octet-stream`) over HTTP/1.1 on a fresh
+/// connection: the status code and the body. The answer may take as long as a peer may
+/// run ([`PEER_TIMEOUT`]): a peer's REST API may answer only once the work is done.
+pub fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    http_request(addr, "POST", path, body, PEER_TIMEOUT)
+}
+
+/// One request with `Connection: close`; `read_timeout` bounds the wait for the answer.
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    read_timeout: Duration,
+) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&addr, HTTP_TIMEOUT).unwrap();
-    stream.set_read_timeout(Some(HTTP_TIMEOUT)).unwrap();
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
     stream.set_write_timeout(Some(HTTP_TIMEOUT)).unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if method != "GET" {
+        request.push_str(&format!(
+            "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8(raw).unwrap();
