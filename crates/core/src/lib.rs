@@ -4,6 +4,7 @@
 //! - [`genant`]: Genant semi-quantitative grades and fracture morphology.
 //! - [`geometry`]: f64 vectors and affines in the DICOM patient frame (LPS, mm).
 //! - [`uid`]: validated DICOM UIDs.
+//! - [`finding`]: what was found at one vertebra ([`VertebraFinding`]).
 //! - [`truth`]: the ground truth written beside a synthetic study.
 //!
 //! ```
@@ -14,6 +15,7 @@
 //! ```
 
 pub mod error;
+pub mod finding;
 pub mod genant;
 pub mod geometry;
 pub mod level;
@@ -21,6 +23,7 @@ pub mod truth;
 pub mod uid;
 
 pub use error::{Error, Result};
+pub use finding::VertebraFinding;
 pub use genant::{GenantGrade, Morphology};
 pub use geometry::{Affine, Vec3};
 pub use level::VertebraLevel;

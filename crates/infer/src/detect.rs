@@ -13,8 +13,8 @@
 //! nurse sees why a level was flagged.
 
 use serde::Serialize;
-use spinewatch_core::genant::Heights;
-use spinewatch_core::{GenantGrade, Vec3, VertebraLevel};
+use spinewatch_core::GenantGrade;
+pub use spinewatch_core::VertebraFinding;
 use spinewatch_volume::analyse::{Analysis, NotAnalysable};
 use spinewatch_volume::morphometry;
 use spinewatch_volume::reformat::{self, ReformatManifest};
@@ -39,27 +39,6 @@ pub struct StudyFindings {
     pub model_version: String,
     /// Execution provider that ran the model.
     pub execution_provider: ExecutionProvider,
-}
-
-/// What spinewatch found at one vertebra.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct VertebraFinding {
-    /// T1..L5 when identified.
-    pub label: Option<VertebraLevel>,
-    /// Centre of the body, LPS mm.
-    pub centre_mm: Vec3,
-    /// Fracture probability from the model.
-    pub probability: f64,
-    /// Whether this vertebra reaches the operating threshold.
-    pub flagged: bool,
-    /// The model's Genant grade (0 when not flagged).
-    pub grade: GenantGrade,
-    /// Genant grade from the measured heights (`None` when not measurable).
-    pub morphometry_grade: Option<GenantGrade>,
-    /// Measured heights, mm.
-    pub heights_mm: Option<Heights>,
-    /// Height loss from the heights (largest of wedge, biconcave, crush), fraction.
-    pub height_loss: Option<f64>,
 }
 
 /// The model-independent half of detection: the model's input tensor and the

@@ -96,3 +96,18 @@ pub fn real_data() -> Option<PathBuf> {
         None
     }
 }
+
+/// A folder of the shared real data (`rel`, e.g. `ct/lidc-idri-0003`), or `None`, saying
+/// so, where it is absent.
+pub fn real_study(rel: &str) -> Option<PathBuf> {
+    let p = real_data()?.join(rel);
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipping: real data {} is absent (see ../shared/data/README.md)",
+            p.display()
+        );
+        None
+    }
+}

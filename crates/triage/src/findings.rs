@@ -1,15 +1,14 @@
 //! The findings stored with a case.
 //!
-//! The inference stage's types are `Serialize`-only; these are the queue's own, with the
-//! same field names as `spinewatch_infer::VertebraFinding`, so the inference stage's JSON
-//! reads back into them. Levels serialise as `"L1"`, grades as integers `0..=3` and
-//! centres as `[x, y, z]` (LPS, mm), as in spinewatch-core.
+//! Per vertebra, the inference stage's own type, [`VertebraFinding`] from spinewatch-core:
+//! what is stored is what was found. Levels serialise as `"L1"`, grades as integers
+//! `0..=3` and centres as `[x, y, z]` (LPS, mm).
 
 use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
-use spinewatch_core::genant::Heights;
-use spinewatch_core::{GenantGrade, Vec3, VertebraLevel};
+use spinewatch_core::GenantGrade;
+pub use spinewatch_core::VertebraFinding;
 
 /// What the model and the morphometry found in a positive study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,31 +20,10 @@ pub struct CaseFindings {
     /// Largest vertebra fracture probability.
     pub probability: f64,
     /// Per located vertebra, cranial first.
-    pub vertebrae: Vec<VertebraFindingRecord>,
+    pub vertebrae: Vec<VertebraFinding>,
     /// Key images (PNG), relative to the key-image directory; may be empty.
     #[serde(default)]
     pub key_images: Vec<String>,
-}
-
-/// What was found at one vertebra.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VertebraFindingRecord {
-    /// T1..L5 when identified.
-    pub label: Option<VertebraLevel>,
-    /// Centre of the body, LPS mm, `[x, y, z]`.
-    pub centre_mm: Vec3,
-    /// Fracture probability from the model.
-    pub probability: f64,
-    /// Whether this vertebra reaches the operating threshold.
-    pub flagged: bool,
-    /// The model's Genant grade (0 when not flagged).
-    pub grade: GenantGrade,
-    /// Genant grade from the measured heights (`None` when not measurable).
-    pub morphometry_grade: Option<GenantGrade>,
-    /// Measured heights, mm.
-    pub heights_mm: Option<Heights>,
-    /// Height loss from the heights, fraction.
-    pub height_loss: Option<f64>,
 }
 
 impl CaseFindings {
@@ -58,7 +36,7 @@ impl CaseFindings {
     }
 
     /// The flagged vertebrae, cranial first.
-    pub fn flagged(&self) -> impl Iterator<Item = &VertebraFindingRecord> {
+    pub fn flagged(&self) -> impl Iterator<Item = &VertebraFinding> {
         self.vertebrae.iter().filter(|v| v.flagged)
     }
 

@@ -23,16 +23,7 @@ use spinewatch_volume::analyse::{NotAnalysable, analyse};
 use spinewatch_volume::select::{Rejection, SelectRules};
 
 fn data(rel: &str) -> Option<PathBuf> {
-    let p = peers::real_data()?.join(rel);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping: real data {} is absent (see ../shared/data/README.md)",
-            p.display()
-        );
-        None
-    }
+    peers::real_study(rel)
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use spinewatch_infer::model::Model;
 use spinewatch_infer::{StudyFindings, detect};
-use spinewatch_triage::findings::{CaseFindings, VertebraFindingRecord};
+use spinewatch_triage::findings::CaseFindings;
 use spinewatch_triage::{Outcome, Store, StudyToAnalyse};
 use spinewatch_volume::InstanceHeader;
 use spinewatch_volume::analyse::{self, Analysis, NotAnalysable};
@@ -448,20 +448,7 @@ fn case_findings(f: &StudyFindings, key_images: Vec<String>) -> CaseFindings {
         model_version: f.model_version.clone(),
         execution_provider: f.execution_provider.config_name().to_owned(),
         probability: f.probability,
-        vertebrae: f
-            .vertebrae
-            .iter()
-            .map(|v| VertebraFindingRecord {
-                label: v.label,
-                centre_mm: v.centre_mm,
-                probability: v.probability,
-                flagged: v.flagged,
-                grade: v.grade,
-                morphometry_grade: v.morphometry_grade,
-                heights_mm: v.heights_mm,
-                height_loss: v.height_loss,
-            })
-            .collect(),
+        vertebrae: f.vertebrae.clone(),
         key_images,
     }
 }

@@ -138,16 +138,7 @@ pub fn python(what: &str, modules: &[&str]) -> Option<PathBuf> {
 /// A real study of the shared data folder (`ct/lidc-idri-0003`), or `None`, saying so,
 /// where it is absent (a user's clone): read in place, never copied.
 pub fn real_study(rel: &str) -> Option<PathBuf> {
-    let p = peers::real_data()?.join(rel);
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping: real data {} is absent (see ../shared/data/README.md)",
-            p.display()
-        );
-        None
-    }
+    peers::real_study(rel)
 }
 
 /// Writes a config for a test server: the committed model by absolute path (tests run in

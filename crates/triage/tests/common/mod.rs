@@ -7,7 +7,7 @@ use std::time::Duration;
 use spinewatch_core::{GenantGrade, Vec3, VertebraLevel};
 use spinewatch_triage::{
     CaseFindings, InstanceRecord, ManualClock, Outcome, Recorded, Store, StudyState,
-    VertebraFindingRecord, patient_key,
+    VertebraFinding, patient_key,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -45,10 +45,10 @@ pub fn instance(study: &str, n: u32) -> InstanceRecord {
 }
 
 /// A vertebra at `level` with `grade` and `probability`; flagged when the grade is not 0.
-pub fn vertebra(level: &str, grade: u8, probability: f64) -> VertebraFindingRecord {
+pub fn vertebra(level: &str, grade: u8, probability: f64) -> VertebraFinding {
     let level: VertebraLevel = level.parse().unwrap();
     let grade = GenantGrade::try_from(grade).unwrap();
-    VertebraFindingRecord {
+    VertebraFinding {
         label: Some(level),
         centre_mm: Vec3::new(0.0, 10.0, -100.0 - 30.0 * level.index() as f64),
         probability,
@@ -61,7 +61,7 @@ pub fn vertebra(level: &str, grade: u8, probability: f64) -> VertebraFindingReco
 }
 
 /// Findings of `vertebrae`; the study probability is the largest vertebra probability.
-pub fn findings(vertebrae: Vec<VertebraFindingRecord>) -> CaseFindings {
+pub fn findings(vertebrae: Vec<VertebraFinding>) -> CaseFindings {
     CaseFindings {
         model_version: "vertebra-fracture 1.0.0".to_owned(),
         execution_provider: "cpu".to_owned(),
