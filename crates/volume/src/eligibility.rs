@@ -39,7 +39,8 @@ pub enum Eligibility {
         /// The Modality found.
         modality: Option<String>,
     },
-    /// The patient is younger than [`MIN_AGE_YEARS`].
+    /// The patient is younger than the youngest age analysed ([`MIN_AGE_YEARS`] by
+    /// default).
     TooYoung {
         /// Age at the study, years.
         age_years: f64,
@@ -115,18 +116,32 @@ pub fn age(h: &InstanceHeader) -> Option<(f64, AgeSource)> {
 /// The verdict for a study whose chosen series starts with `h`; `all_ages` accepts any
 /// CT study whatever the age.
 pub fn check(h: &InstanceHeader, all_ages: bool) -> Eligibility {
+    if all_ages {
+        check_with(h, 0.0, true)
+    } else {
+        check_with(h, MIN_AGE_YEARS, false)
+    }
+}
+
+/// The verdict with the youngest age analysed (`min_age_years`) and whether a study with
+/// no readable age is analysed (`analyse_unknown_age`), as `serve`'s config sets them.
+pub fn check_with(
+    h: &InstanceHeader,
+    min_age_years: f64,
+    analyse_unknown_age: bool,
+) -> Eligibility {
     if h.modality.as_deref() != Some("CT") {
         return Eligibility::NotCt {
             modality: h.modality.clone(),
         };
     }
     match age(h) {
-        Some((a, source)) if a >= MIN_AGE_YEARS || all_ages => Eligibility::Eligible {
+        Some((a, source)) if a >= min_age_years => Eligibility::Eligible {
             age_years: Some(a),
             source: Some(source),
         },
         Some((a, _)) => Eligibility::TooYoung { age_years: a },
-        None if all_ages => Eligibility::Eligible {
+        None if analyse_unknown_age => Eligibility::Eligible {
             age_years: None,
             source: None,
         },

@@ -378,17 +378,8 @@ impl Analyser {
     }
 
     fn eligibility(&self, h: &InstanceHeader) -> Option<&'static str> {
-        if h.modality.as_deref() != Some("CT") {
-            return Some("not_ct");
-        }
-        match eligibility::age(h) {
-            Some((years, _)) if years >= self.settings.min_age_years => None,
-            Some(_) => Some("age"),
-            None => match self.settings.unknown_age {
-                UnknownAgePolicy::Exclude => Some("age_unknown"),
-                UnknownAgePolicy::Analyse => None,
-            },
-        }
+        let analyse_unknown = self.settings.unknown_age == UnknownAgePolicy::Analyse;
+        eligibility::check_with(h, self.settings.min_age_years, analyse_unknown).reason()
     }
 
     /// Renders the sagittal reformat with the located vertebrae marked and the flagged
