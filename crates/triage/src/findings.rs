@@ -21,9 +21,85 @@ pub struct CaseFindings {
     pub probability: f64,
     /// Per located vertebra, cranial first.
     pub vertebrae: Vec<VertebraFinding>,
-    /// Key images (PNG), relative to the key-image directory; may be empty.
+    /// Key images (PNG), relative to the key-image directory; may be empty. The sagittal
+    /// key image in the bone window is named `sagittal.png`, the same in the soft-tissue
+    /// window `sagittal-soft.png`.
     #[serde(default)]
     pub key_images: Vec<String>,
+    /// The study as the case page describes it (absent in cases queued before it existed).
+    #[serde(default)]
+    pub study: Option<StudyFacts>,
+    /// Who the patient is, for the signed-in nurses only: never logged (its `Debug` is
+    /// redacted), never put in a URL.
+    #[serde(default)]
+    pub patient: Option<PatientFacts>,
+}
+
+/// The study's facts, from the header of the series that was analysed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StudyFacts {
+    /// Accession Number (0008,0050).
+    pub accession_number: Option<String>,
+    /// Study Description (0008,1030).
+    pub study_description: Option<String>,
+    /// Manufacturer (0008,0070).
+    pub manufacturer: Option<String>,
+    /// Manufacturer's Model Name (0008,1090).
+    pub scanner_model: Option<String>,
+    /// Station Name (0008,1010).
+    pub station_name: Option<String>,
+    /// Institution Name (0008,0080).
+    pub institution: Option<String>,
+    /// Series Number (0020,0011) of the series analysed.
+    pub series_number: Option<i32>,
+    /// Series Description (0008,103E) of the series analysed.
+    pub series_description: Option<String>,
+    /// Slices of the series analysed.
+    pub slices: usize,
+    /// Voxel spacing of the series analysed, `[x, y, z]` mm (z: between slice centres).
+    pub spacing_mm: [f64; 3],
+    /// Convolution Kernel (0018,1210).
+    pub convolution_kernel: Option<String>,
+    /// The patient's age at the study, years, as eligibility read it.
+    pub patient_age_years: Option<f64>,
+}
+
+impl StudyFacts {
+    /// The scanner as the worklist shows and filters it: manufacturer and model (or the
+    /// station name when neither is known).
+    pub fn scanner(&self) -> Option<String> {
+        let parts: Vec<&str> = [&self.manufacturer, &self.scanner_model]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if parts.is_empty() {
+            self.station_name.clone()
+        } else {
+            Some(parts.join(" "))
+        }
+    }
+}
+
+/// The patient's identifiers from the DICOM header. `Debug` shows none of them, so a
+/// `tracing` field or a panic message cannot leak them.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PatientFacts {
+    /// Patient ID (0010,0020).
+    pub id: Option<String>,
+    /// Patient's Name (0010,0010), DICOM PN as stored (`Family^Given^...`).
+    pub name: Option<String>,
+    /// Patient's Birth Date (0010,0030) as `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    /// Patient's Sex (0010,0040): `M`, `F` or `O`.
+    pub sex: Option<String>,
+}
+
+impl std::fmt::Debug for PatientFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PatientFacts(<redacted>)")
+    }
 }
 
 impl CaseFindings {

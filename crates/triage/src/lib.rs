@@ -62,7 +62,7 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use findings::{CaseFindings, VertebraFinding};
+pub use findings::{CaseFindings, PatientFacts, StudyFacts, VertebraFinding};
 pub use journal::{
     InstanceRecord, JournalEntry, Outcome, Recorded, StudyRecord, StudyState, StudyToAnalyse,
 };

@@ -441,6 +441,8 @@ fn case_findings(f: &StudyFindings, key_images: Vec<String>) -> CaseFindings {
         probability: f.probability,
         vertebrae: f.vertebrae.clone(),
         key_images,
+        study: None,
+        patient: None,
     }
 }
 

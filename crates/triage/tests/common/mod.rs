@@ -68,6 +68,8 @@ pub fn findings(vertebrae: Vec<VertebraFinding>) -> CaseFindings {
         probability: vertebrae.iter().map(|v| v.probability).fold(0.0, f64::max),
         vertebrae,
         key_images: vec!["key/L1.png".to_owned()],
+        study: None,
+        patient: None,
     }
 }
 
