@@ -860,9 +860,48 @@ fn find_walls(profile: &Profile, offsets: &[f64], allow_hump: bool) -> Option<(f
     // bright one before soft tissue, so that their midpoint is unbiased.
     let pw_edge = (canal_end..=pw).find(|i| frac[*i] > BRIGHT).unwrap_or(pw);
     let depth = (last_bright - pw_edge) as f64 * STEP_MM;
-    (8.0..=55.0)
-        .contains(&depth)
-        .then(|| (offsets[pw_edge], offsets[last_bright]))
+    if (8.0..=BODY_DEPTH_MAX_MM).contains(&depth) {
+        return Some((offsets[pw_edge], offsets[last_bright]));
+    }
+    // No soft tissue in front of the body within a body's depth: contrast-filled blood
+    // (the aorta, its arch, the heart in an arterial phase) abuts it. The anterior wall
+    // is then the cortex's line: the most anterior column within a body's depth whose
+    // mean stands out over the blood in front of it and the body's interior behind it.
+    anterior_cortex(&profile.mean_hu, pw_edge).map(|aw| (offsets[pw_edge], offsets[aw]))
+}
+
+/// Deepest vertebral body (AP), mm, with its cortex and partial volume.
+const BODY_DEPTH_MAX_MM: f64 = 55.0;
+/// How far the anterior cortex's mean stands above the blood in front of it and the
+/// body's interior behind it, HU: cortex is 700-1000 HU, arterial blood 250-400, so even
+/// blurred and averaged with the discs' rows the line stands out.
+const CORTEX_PROMINENCE_HU: f64 = 60.0;
+
+/// The anterior cortex behind contrast-filled blood (see [`find_walls`]): the most
+/// anterior local maximum of the mean HU, 8 mm to [`BODY_DEPTH_MAX_MM`] in front of the
+/// posterior wall, more than [`CORTEX_PROMINENCE_HU`] above the mean 3-8 mm in front of
+/// it and the mean 4-10 mm behind it.
+fn anterior_cortex(mean: &[f64], pw: usize) -> Option<usize> {
+    let col = |mm: f64| (mm / STEP_MM).round() as usize;
+    let n = mean.len();
+    let avg = |a: usize, b: usize| {
+        let v: Vec<f64> = (a..b.min(n))
+            .map(|i| mean[i])
+            .filter(|x| !x.is_nan())
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
+    (pw + col(8.0)..(pw + col(BODY_DEPTH_MAX_MM)).min(n.saturating_sub(1)))
+        .rev()
+        .find(|&i| {
+            let m = mean[i];
+            if m.is_nan() || !(mean[i - 1] <= m && m >= mean[i + 1]) {
+                return false;
+            }
+            let front = avg(i + col(3.0), i + col(8.0) + 1);
+            let back = avg(i.saturating_sub(col(10.0)), i.saturating_sub(col(4.0)) + 1);
+            matches!((front, back), (Some(f), Some(b)) if m - f > CORTEX_PROMINENCE_HU && m - b > CORTEX_PROMINENCE_HU)
+        })
 }
 
 /// Fallback when no canal shows (a body cut obliquely at the lumbosacral angle, the
@@ -1040,6 +1079,11 @@ fn bodies(
         .collect()
 }
 
+/// The body's lateral walls are sought above this HU: cortex, not contrast-filled blood
+/// (the aorta lies against the left side of the thoracic bodies and reaches 250-400 HU
+/// in an arterial phase).
+const LATERAL_CORTEX_HU: f64 = CANAL_WALL_HU;
+
 /// Step 4c: centre the body laterally between its outermost lateral cortex, on lines
 /// through the middle half of its height, at and just in front of its AP centre (away
 /// from the rib heads, which articulate further back).
@@ -1053,7 +1097,7 @@ fn refine_lateral(volume: &HuVolume, v: &mut LocatedVertebra) {
             let bright = |l: f64| {
                 volume
                     .sample(base + lateral * l)
-                    .is_some_and(|hu| hu > CORTEX_HU)
+                    .is_some_and(|hu| hu > LATERAL_CORTEX_HU)
             };
             let steps: Vec<f64> = (0..=160).map(|i| -40.0 + f64::from(i) * 0.5).collect();
             let left = steps.iter().copied().find(|l| bright(*l));
