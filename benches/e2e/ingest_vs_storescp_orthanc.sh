@@ -19,9 +19,15 @@
 # studies per hour on this machine. The scheduler looks for quiet studies every 0.5 s, so
 # that figure includes up to 0.5 s of scheduling slack.
 #
+# And where spinewatch's time per instance goes: the mean of each step of
+# `spinewatch_ingest_store_step_seconds` (lock, create, queue, write, sync, verify, commit,
+# record; total = from the last data-set PDV to the response), from its /metrics after the
+# transfer.
+#
 #   cargo build --release -p spinewatch && benches/e2e/ingest_vs_storescp_orthanc.sh
 #   RUNS=5 benches/e2e/ingest_vs_storescp_orthanc.sh            # runs of each, interleaved
 #   STUDY=/tmp/s400 SPINEWATCH=/other/target/release/spinewatch benches/e2e/...
+#   RECEIVERS="spinewatch storescp" benches/e2e/...             # a subset (default: all three)
 #
 # Peak RSS of the receiver: VmHWM of the server process at the end of the transfer
 # (spinewatch: before the analysis starts; its peak including the analysis is reported
@@ -36,6 +42,7 @@ RUNS=${RUNS:-3}
 STUDY=${STUDY:-target/bench-e2e/study-400}
 SPINEWATCH=${SPINEWATCH:-target/release/spinewatch}
 ORTHANC=${ORTHANC:-$(command -v Orthanc || echo /usr/sbin/Orthanc)}
+RECEIVERS=${RECEIVERS:-spinewatch storescp orthanc}
 QUIET_S=1
 PDU=65536
 PARALLEL=4
@@ -155,8 +162,24 @@ metric() {
   curl -sf "$1/metrics" | awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }'
 }
 
+# steps URL: spinewatch's mean time per instance of each store step, ms, as
+# step=ms,step=ms,... (from the step histogram's _sum and _count).
+steps() {
+  curl -sf "$1/metrics" | awk '
+    match($1, /^spinewatch_ingest_store_step_seconds_(sum|count)\{step="[a-z]+"\}$/) {
+      split($1, a, "\""); kind = ($1 ~ /_sum\{/) ? "sum" : "count"
+      v[a[2], kind] = $2; names[a[2]] = 1
+    }
+    END {
+      out = ""
+      for (n in names) if (v[n, "count"] > 0)
+        out = out (out == "" ? "" : ",") n "=" sprintf("%.3f", 1000 * v[n, "sum"] / v[n, "count"])
+      print (out == "" ? "-" : out)
+    }'
+}
+
 # One run of one receiver with one association count; appends a line to $WORK/all:
-#   receiver associations wall_s peak_rss_kB [e2e_s e2e_rss_kB outcome analysis_s]
+#   receiver associations wall_s peak_rss_kB [e2e_s e2e_rss_kB outcome analysis_s steps]
 run_spinewatch() {
   local k=$1 d="$WORK/sw" line port http t0 t1 t2 rss rss_e2e
   rm -rf "$d"
@@ -174,6 +197,8 @@ run_spinewatch() {
   send SPINEWATCH "$port" "$k" "$d/run"
   t1=$(now)
   rss=$(vmhwm "$pid")
+  local breakdown
+  breakdown=$(steps "$http")
   [ "$(metric "$http" spinewatch_instances_received_total)" = "$N" ] \
     || die "spinewatch received $(metric "$http" spinewatch_instances_received_total) of $N"
   until [ "$(metric "$http" spinewatch_studies_total)" = 1 ]; do
@@ -189,7 +214,8 @@ run_spinewatch() {
   analysis=$(metric "$http" 'spinewatch_stage_seconds_sum{stage="total"}')
   stop
   echo "spinewatch $k $(awk "BEGIN { print $t1 - $t0 }") $rss" \
-    "$(awk "BEGIN { print $t2 - $t1 - $QUIET_S }") $rss_e2e $outcome $analysis" >>"$WORK/all"
+    "$(awk "BEGIN { print $t2 - $t1 - $QUIET_S }") $rss_e2e $outcome $analysis $breakdown" \
+    >>"$WORK/all"
   rm -rf "$d"
 }
 
@@ -264,7 +290,7 @@ echo "work dir: $WORK on $(df --output=source,fstype "$WORK" | tail -n 1 | tr -s
 echo "load before: $(uptime)"
 for i in $(seq 1 "$RUNS"); do
   for k in 1 "$PARALLEL"; do
-    for receiver in spinewatch storescp orthanc; do
+    for receiver in $RECEIVERS; do
       "run_$receiver" "$k"
       echo "run $i: $(tail -n 1 "$WORK/all")"
     done
@@ -272,10 +298,11 @@ for i in $(seq 1 "$RUNS"); do
 done
 echo "load after: $(uptime)"
 
-python3 - "$WORK/all" "$N" "$BYTES" "$RUNS" <<'PY'
+python3 - "$WORK/all" "$N" "$BYTES" "$RUNS" "$RECEIVERS" <<'PY'
 import statistics, sys
 
 path, n, size, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+receivers = sys.argv[5].split()
 rows = {}
 for line in open(path):
     f = line.split()
@@ -295,11 +322,27 @@ print(f"\nmedians of {runs} run(s); {n} instances, {size / 1e6:.1f} MB")
 print("\n| receiver | associations | wall s | MB/s | instances/s | peak RSS MB |")
 print("|---|---|---|---|---|---|")
 for k in sorted({k for _, k in rows}):
-    for r in ("spinewatch", "storescp", "orthanc"):
+    for r in receivers:
         w, rss = med((r, k), 0), med((r, k), 1)
         note = " (sum of forks, sampled)" if r == "storescp" else ""
         print(f"| {names[r]} | {k} | {w:.2f} | {size / 1e6 / w:.0f} | {n / w:.0f} "
               f"| {rss / 1024:.0f}{note} |")
+
+if "spinewatch" not in receivers:
+    sys.exit(0)
+
+order = ["lock", "create", "queue", "write", "sync", "verify", "commit", "record", "total"]
+print("\n| spinewatch: mean ms per instance, by step (median of runs) | "
+      + " | ".join(order) + " |")
+print("|---|" + "---|" * len(order))
+for k in sorted({k for r, k in rows if r == "spinewatch"}):
+    per_run = [dict(kv.split("=") for kv in r[6].split(",")) for r in rows[("spinewatch", k)]
+               if len(r) > 6 and r[6] != "-"]
+    cells = []
+    for step in order:
+        xs = [float(d[step]) for d in per_run if step in d]
+        cells.append(f"{statistics.median(xs):.2f}" if xs else "-")
+    print(f"| {k} association(s) | " + " | ".join(cells) + " |")
 
 sw = rows[("spinewatch", 1)] + rows.get(("spinewatch", 4), [])
 e2e = [float(r[2]) for r in sw]

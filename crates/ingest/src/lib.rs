@@ -6,8 +6,9 @@
 //! PACS --A-ASSOCIATE--> server (AE checks, association limit)
 //!      --C-ECHO-------> association (answered)
 //!      --C-STORE------> association --P-DATA--> buffer (4 MiB), spilling to tmp/<random>.part
-//!                         --one blocking call: write, fsync, structure and header check,
-//!                           rename, dir fsync--> instances/<shard>/<uid>.dcm
+//!                         (created ahead, once the previous C-STORE is answered)
+//!                         --one blocking call: write, fdatasync, structure and header
+//!                           check, rename, dir fsync--> instances/<shard>/<uid>.dcm
 //!                         --InstanceSink::record--> the database --> C-STORE-RSP 0x0000
 //! ```
 //!

@@ -8,6 +8,7 @@
 //! | `spinewatch_bytes_received_total` | | spooled bytes of those instances |
 //! | `spinewatch_store_failures_total` | `status` | C-STORE answered with a failure status |
 //! | `spinewatch_echo_total` | | C-ECHO requests answered |
+//! | `spinewatch_ingest_store_step_seconds` | `step` | time per step of storing an instance, see [`StoreStep`] |
 
 use crate::dimse::Status;
 
@@ -21,6 +22,57 @@ pub const BYTES_RECEIVED_TOTAL: &str = "spinewatch_bytes_received_total";
 pub const STORE_FAILURES_TOTAL: &str = "spinewatch_store_failures_total";
 /// C-ECHO requests answered.
 pub const ECHO_TOTAL: &str = "spinewatch_echo_total";
+
+/// Seconds each step of storing one instance took, by `step` (a histogram: the exporter
+/// shows it as a summary unless given buckets; `_sum / _count` is the mean per instance).
+pub const STORE_STEP_SECONDS: &str = "spinewatch_ingest_store_step_seconds";
+
+/// A step of storing an instance once its last data-set PDV is in, in order. The
+/// benchmark (`benches/e2e/ingest_vs_storescp_orthanc.sh`) prints their means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStep {
+    /// Waiting for the shard's commit lock.
+    Lock,
+    /// Waiting for the `.part` file's creation, started with the instance, to end.
+    Create,
+    /// Waiting for a thread of tokio's blocking pool to start the spool's blocking call.
+    Queue,
+    /// Writing the bytes still in memory to the `.part` file.
+    Write,
+    /// `fdatasync` of the `.part` file.
+    Sync,
+    /// The completeness and header checks of the synced bytes.
+    Verify,
+    /// The rename into `instances/` and the fsync of its folder.
+    Commit,
+    /// The sink's record (the journal's transaction), its trip to the blocking pool
+    /// included.
+    Record,
+    /// All of it: from the last data-set PDV to the response being ready to send.
+    Total,
+}
+
+impl StoreStep {
+    /// The `step` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Lock => "lock",
+            Self::Create => "create",
+            Self::Queue => "queue",
+            Self::Write => "write",
+            Self::Sync => "sync",
+            Self::Verify => "verify",
+            Self::Commit => "commit",
+            Self::Record => "record",
+            Self::Total => "total",
+        }
+    }
+}
+
+/// Records how long a step of storing an instance took.
+pub(crate) fn store_step(step: StoreStep, took: std::time::Duration) {
+    metrics::histogram!(STORE_STEP_SECONDS, "step" => step.label()).record(took.as_secs_f64());
+}
 
 /// What became of an association (one count when established or refused, one more
 /// when an accepted one ends).

@@ -98,6 +98,12 @@ pub enum SinkError {
 /// association task. `record` is awaited before the C-STORE response, so an instance the
 /// PACS sees acknowledged is both on disk and recorded.
 ///
+/// The file is durable before `record` is called (see the [`spool`](crate::spool)'s
+/// durability notes), so a sink may commit its record without syncing it, provided it
+/// records at startup the durable files it has no record of
+/// ([`spool::durable_instances`](crate::spool::durable_instances)): a record lost to a
+/// power cut then comes back from its file.
+///
 /// Implementations are shared by all associations (`Arc<S>`): keep `record` short and
 /// make it idempotent per SOP Instance UID.
 pub trait InstanceSink: Send + Sync + 'static {

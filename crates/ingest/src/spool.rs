@@ -1,5 +1,5 @@
 //! The durable spool: an instance arrives in memory (spilling to `tmp/<random>.part`
-//! past 4 MiB), then write, fsync, atomic rename to
+//! past 4 MiB), then write, fdatasync, atomic rename to
 //! `instances/<shard>/<sop_instance_uid>.dcm`, fsync of the folder.
 //!
 //! ```text
@@ -13,19 +13,27 @@
 //! for a thread to be scheduled, which on a loaded machine costs more than the I/O it
 //! does. So an instance makes as few awaited trips as possible:
 //!
-//! - [`Spool::create`] starts creating the `.part` file in a blocking task it does not
-//!   await; the first write-out or [`Spool::finish`] waits for it. Creating a file
-//!   (allocating an inode) took 0.4-1.4 ms on the benchmark's busy ext4, and that wait
-//!   then overlaps the arrival of the data set. A pool of files created further ahead
-//!   measured slower there (a creation running during an instance's fsync may hold up
-//!   its journal commit);
+//! - its `.part` file is created ahead of need, in a blocking task nobody waits for: by
+//!   [`Spool::spare`], which an association calls once it has answered a C-STORE (the
+//!   PACS takes a millisecond or more to prepare the next instance, whose data set then
+//!   arrives within a fraction of one), else by [`Spool::create`] when the C-STORE
+//!   command arrives. The first write-out or [`Spool::finish`] waits for it. Creating a
+//!   file took 0.4-1.4 ms on the benchmark's busy ext4; created at the command, it was
+//!   still not done when the data set was in (0.2-1.2 ms waited per instance), created
+//!   after the previous response it mostly is (0.04-0.2 ms). One spare per association:
+//!   a pool of files created further ahead measured slower (a creation running during
+//!   an instance's fsync may hold up its journal commit);
 //! - a [`PartFile`] gathers the preamble, the file meta group and the data set bytes in
 //!   memory, up to [`PART_BUFFER_BYTES`]; a full buffer is written out in one blocking
 //!   call. An association thus holds at most that buffer plus one PDU, whatever the
-//!   instance size;
-//! - [`Spool::finish`] does the rest in one blocking call: the last bytes, fsync, the
-//!   caller's check of the bytes (from memory when the whole file fitted in the buffer,
-//!   so nothing is read back), the rename into place and the folder fsync;
+//!   instance size. Writing PDVs out as they arrive (128-256 KiB chunks, each from a
+//!   blocking task, with writeback started by `posix_fadvise(DONTNEED)`), so that the
+//!   final fdatasync had less to do, did not pay (2026-11-21 benchmark): 18-26 % slower
+//!   once every instance used it. A 0.5 MB data set arrives in a fraction of a
+//!   millisecond, and the fdatasync's cost on that disk is its flush, not its bytes;
+//! - [`Spool::finish`] does the rest in one blocking call: the last bytes, fdatasync,
+//!   the caller's check of the bytes (from memory when the whole file fitted in the
+//!   buffer, so nothing is read back), the rename into place and the folder fsync;
 //! - [`Spool::has_room`] measures the disk at most every [`FREE_SPACE_MAX_AGE`], unless
 //!   free space is close to the watermark.
 //!
@@ -33,18 +41,31 @@
 //! full buffer from `spawn_blocking`, rather than from a writer thread per association
 //! fed by a channel, keeps one owner of the file at a time and no idle threads; its call
 //! is awaited, so the association does not read while it writes, which costs little as
-//! it happens once per 4 MiB.
+//! it happens once per 4 MiB. Each step's time is recorded
+//! ([`metrics::STORE_STEP_SECONDS`]).
 //!
-//! The file of a [`PartFile`] is deleted when dropped unless it was committed: an aborted
-//! association, a truncated instance, a refused one or a panicking task leave nothing
-//! behind. The handle that deletes it travels with the file into the blocking calls (the
-//! creation included), so the file is deleted even when the task awaiting such a call
-//! goes away: tokio drops the output of a task whose `JoinHandle` was dropped.
+//! The file of a [`PartFile`] (or [`SparePart`]) is deleted when dropped unless it was
+//! committed: an aborted association, a truncated instance, a refused one or a
+//! panicking task leave nothing behind. The handle that deletes it travels with the
+//! file into the blocking calls (the creation included), so the file is deleted even
+//! when the task awaiting such a call goes away: tokio drops the output of a task whose
+//! `JoinHandle` was dropped.
+//!
+//! # Durability
+//!
+//! A file in `instances/` is whole and durable: its bytes were fdatasynced before its
+//! rename, and its name is made durable by the folder fsync before [`Spool::finish`]
+//! returns, or, for a name a dead process renamed without that fsync, by the `syncfs`
+//! of [`Spool::open`]. So the spool can be the source of truth: a sink that commits its
+//! records without syncing them rebuilds the lost ones at startup from
+//! [`durable_instances`] (spinewatch's journal does).
 //!
 //! One SOP Instance UID is one file: [`Spool::finish`] keeps the first durable copy and
 //! discards later ones (a DICOM instance never changes under its UID; a corrected one
-//! gets a new UID, PS3.3 C.12.1.1.1). Finish and the sink's record run under a lock per
-//! shard, so two associations sending the same instance at once cannot interleave.
+//! gets a new UID, PS3.3 C.12.1.1.1). A copy whose file has gone (a record kept, the
+//! file lost) is put in place again, so a duplicate is never answered without its file.
+//! Finish and the sink's record run under a lock per shard, so two associations
+//! sending the same instance at once cannot interleave.
 
 use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -61,6 +82,7 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::error::{Error, ErrorChain, Result};
+use crate::metrics::{self, StoreStep};
 use crate::sink::PatientId;
 use crate::syntax::trim_uid;
 
@@ -145,6 +167,11 @@ impl Spool {
         for dir in [root, &tmp, &instances] {
             sync_dir(dir).map_err(prepare(dir))?;
         }
+        // A process that died between an instance's rename and its folder's fsync left
+        // a name that is visible but maybe not durable. Make the whole spool durable
+        // once, so that from here on every file in `instances/` is: `finish` answers a
+        // duplicate on the strength of the file it finds there.
+        sync_tree(&instances).map_err(prepare(&instances))?;
         if removed > 0 {
             warn!(
                 files = removed,
@@ -214,16 +241,18 @@ impl Spool {
     /// file, not awaited (see the module documentation). Outside a tokio runtime the
     /// file is created by the first write-out.
     pub fn create(&self, meta: &FileMetaTable) -> Result<PartFile> {
-        // A CT slice (0.5 MB) fits without growing; untouched pages cost no memory.
-        let mut buf = Vec::with_capacity(1 << 20);
-        buf.extend_from_slice(&[0_u8; 128]);
-        buf.extend_from_slice(b"DICM");
-        meta.write(&mut buf)
-            .map_err(|e| Error::BuildMeta(Box::new(e)))?;
+        self.create_in(meta, self.spare())
+    }
+
+    /// Starts creating an empty `.part` file for an instance that has not arrived yet,
+    /// in a blocking task not awaited: an association asks for one once it has answered
+    /// a C-STORE, so that the file is ready when the next instance arrives (the PACS
+    /// takes a millisecond or more to prepare it; the data set itself then arrives
+    /// faster than a file is created on a busy disk). Deleted when dropped unused.
+    pub fn spare(&self) -> SparePart {
         let path = self
             .tmp
             .join(format!("{:016x}.{PART_EXTENSION}", rand::random::<u64>()));
-        let len = buf.len() as u64;
         let disk = match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let path = path.clone();
@@ -231,6 +260,19 @@ impl Spool {
             }
             Err(_) => Disk::NotCreated,
         };
+        SparePart { path, disk }
+    }
+
+    /// [`Self::create`] in the file of `spare`.
+    pub fn create_in(&self, meta: &FileMetaTable, spare: SparePart) -> Result<PartFile> {
+        // A CT slice (0.5 MB) fits without growing; untouched pages cost no memory.
+        let mut buf = Vec::with_capacity(1 << 20);
+        buf.extend_from_slice(&[0_u8; 128]);
+        buf.extend_from_slice(b"DICM");
+        meta.write(&mut buf)
+            .map_err(|e| Error::BuildMeta(Box::new(e)))?;
+        let len = buf.len() as u64;
+        let SparePart { path, disk } = spare;
         Ok(PartFile {
             path,
             disk,
@@ -266,10 +308,16 @@ impl Spool {
     {
         let to = self.final_path(uid);
         let mut part = part;
+        let settling = Instant::now();
         part.settle().await.map_err(FinishError::Spool)?;
-        tokio::task::spawn_blocking(move || part.finish_blocking(to, verify))
-            .await
-            .map_err(|e| FinishError::Spool(Error::Join(e)))?
+        metrics::store_step(StoreStep::Create, settling.elapsed());
+        let queued = Instant::now();
+        tokio::task::spawn_blocking(move || {
+            metrics::store_step(StoreStep::Queue, queued.elapsed());
+            part.finish_blocking(to, verify)
+        })
+        .await
+        .map_err(|e| FinishError::Spool(Error::Join(e)))?
     }
 
     /// Removes a committed instance again (the sink refused it) and fsyncs its folder;
@@ -339,6 +387,26 @@ pub enum FinishError<E> {
     Spool(Error),
     /// The caller's check refused the synced file.
     Refused(E),
+}
+
+/// An empty `.part` file created (or being created) ahead of need by
+/// [`Spool::spare`]; deleted when dropped, whether its creation is done or not.
+#[derive(Debug)]
+pub struct SparePart {
+    path: PathBuf,
+    disk: Disk,
+}
+
+impl SparePart {
+    /// Deletes the file now, waiting for its creation if it is under way (dropping it
+    /// deletes it too, but maybe only once the creation is done).
+    pub async fn discard(self) {
+        if let Disk::Creating(task) = self.disk {
+            // Created or not, the file is gone once the task is: a created one is
+            // deleted when its `OpenPart` is dropped here.
+            drop(task.await);
+        }
+    }
 }
 
 /// An instance being received: its last bytes (up to [`PART_BUFFER_BYTES`]) in memory,
@@ -509,6 +577,9 @@ impl PartFile {
             data_offset,
             written_bytes,
         } = self;
+        let mut step = Instant::now();
+        let mut took =
+            |s| metrics::store_step(s, std::mem::replace(&mut step, Instant::now()).elapsed());
         let mut open = match disk {
             Disk::NotCreated => OpenPart::create(&path).map_err(FinishError::Spool)?,
             Disk::Open(open) => open,
@@ -516,9 +587,13 @@ impl PartFile {
         };
         open.append(&buf).map_err(FinishError::Spool)?;
         written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        took(StoreStep::Write);
+        // fdatasync: the bytes and what reading them back needs (size, blocks), not the
+        // times.
         open.file
-            .sync_all()
+            .sync_data()
             .map_err(|e| FinishError::Spool(write_error(&open.path)(e)))?;
+        took(StoreStep::Sync);
         let data = PartData {
             path: &open.path,
             // The buffer holds the whole file unless some was written out before.
@@ -527,6 +602,7 @@ impl PartFile {
         };
         let checked = verify(&data).map_err(FinishError::Refused)?;
         drop(buf);
+        took(StoreStep::Verify);
         let from = open.path.clone();
         let commit_error = |source| {
             FinishError::Spool(Error::Commit {
@@ -537,7 +613,10 @@ impl PartFile {
         };
         match std::fs::metadata(&to) {
             Ok(meta) => {
-                // Already durable: `open` is dropped, which deletes the part.
+                // Already durable: renamed and its folder fsynced under this shard's
+                // lock, or found at startup and synced by `Spool::open`. `open` is
+                // dropped, which deletes the part.
+                took(StoreStep::Commit);
                 let committed = Committed {
                     path: to,
                     size_bytes: meta.len(),
@@ -557,6 +636,7 @@ impl PartFile {
             }
             return Err(commit_error(source));
         }
+        took(StoreStep::Commit);
         let committed = Committed {
             path: to,
             size_bytes: len,
@@ -564,6 +644,60 @@ impl PartFile {
         };
         Ok((committed, checked))
     }
+}
+
+/// A durable instance file found by [`durable_instances`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledFile {
+    /// The SOP Instance UID its name gives.
+    pub sop_instance_uid: Uid,
+    /// Its path, `root/instances/<shard>/<sop_instance_uid>.dcm`.
+    pub path: PathBuf,
+}
+
+/// The durable instances of the spool at `root`, one shard folder at a time (so that a
+/// large spool is never listed in memory at once): every `<uid>.dcm` file under
+/// `instances/`. Blocking. A spool not created yet has none. Every file found here was
+/// fsynced before it was renamed into place, so it is whole: `.part` files never are in
+/// `instances/`.
+pub fn durable_instances(root: &Path) -> Result<impl Iterator<Item = Result<Vec<SpooledFile>>>> {
+    let instances = root.join(INSTANCES_DIR);
+    let shards = match std::fs::read_dir(&instances) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.path()).map_err(prepare(&instances)))
+            .collect::<Result<Vec<_>>>()?,
+        Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(prepare(&instances)(e)),
+    };
+    Ok(shards.into_iter().filter(|p| p.is_dir()).map(|dir| {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(prepare(&dir))? {
+            let path = entry.map_err(prepare(&dir))?.path();
+            let uid = path
+                .extension()
+                .is_some_and(|e| e == "dcm")
+                .then(|| path.file_stem().and_then(|s| s.to_str()))
+                .flatten()
+                .and_then(|stem| Uid::new(stem).ok());
+            if let Some(sop_instance_uid) = uid {
+                files.push(SpooledFile {
+                    sop_instance_uid,
+                    path,
+                });
+            }
+        }
+        Ok(files)
+    }))
+}
+
+/// Makes an instance file durable again: fdatasync of the file, fsync of its folder
+/// (blocking). For a file found in the spool at startup, whose rename a dead process
+/// may not have synced.
+pub fn sync_instance(path: &Path) -> Result<()> {
+    sync_existing(path).map_err(|source| Error::WriteSpool {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Removes the `.part` files in `dir`; how many there were.
@@ -593,6 +727,34 @@ fn write_error(path: &Path) -> impl Fn(std::io::Error) -> Error + use<> {
     move |source| Error::WriteSpool {
         path: path.clone(),
         source,
+    }
+}
+
+/// Syncs an existing instance file and its folder (blocking).
+fn sync_existing(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_data()?;
+    path.parent().map_or(Ok(()), sync_dir)
+}
+
+/// Makes everything under `dir` durable (blocking): one `syncfs` of its file system on
+/// Linux (0.1 s where fsyncing the 256 shard folders took 0.7 s), an fsync of each
+/// folder below it elsewhere. Every instance file there was fsynced before its rename,
+/// so only names can be missing from the disk.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::syncfs(std::fs::File::open(dir)?)?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                sync_dir(&path)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -736,6 +898,44 @@ mod tests {
     }
 
     #[test]
+    fn durable_instances_are_the_dcm_files_named_by_a_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            durable_instances(dir.path()).unwrap().count(),
+            0,
+            "no spool yet"
+        );
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let uids = ["1.2.3.4", "1.2.3.5", "1.2.840.113619.2.55.3.1"];
+        for uid in uids {
+            std::fs::write(spool.final_path(&Uid::new(uid).unwrap()), b"x").unwrap();
+        }
+        let shard = spool.final_path(&Uid::new(uids[0]).unwrap());
+        let shard = shard.parent().unwrap();
+        std::fs::write(shard.join("notes.txt"), b"x").unwrap();
+        std::fs::write(shard.join("not a uid.dcm"), b"x").unwrap();
+        std::fs::write(spool.tmp_dir().join("0123.part"), b"x").unwrap();
+        let shards: Vec<Vec<SpooledFile>> = durable_instances(dir.path())
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(shards.len(), SHARDS, "one batch per shard folder");
+        let mut found: Vec<_> = shards.into_iter().flatten().collect();
+        found.sort_by(|a, b| a.sop_instance_uid.as_str().cmp(b.sop_instance_uid.as_str()));
+        let expected: Vec<_> = uids
+            .iter()
+            .map(|u| {
+                let uid = Uid::new(u).unwrap();
+                SpooledFile {
+                    path: spool.final_path(&uid),
+                    sop_instance_uid: uid,
+                }
+            })
+            .collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
     fn final_path_is_sharded_and_stable() {
         let spool = Spool::open(tempfile::tempdir().unwrap().path(), 0).unwrap();
         let uid = Uid::new("1.2.840.113619.2.55.3.1").unwrap();
@@ -818,6 +1018,31 @@ mod tests {
 
         spool.remove(&c.path).await;
         assert!(!c.path.exists());
+    }
+
+    #[tokio::test]
+    async fn a_spare_file_is_used_by_the_next_part_or_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let spare = spool.spare();
+        let path = spare.path.clone();
+        wait_for_tmp_files(&spool, 1).await;
+        let part = spool.create_in(&meta("1.2.3.8"), spare).unwrap();
+        assert_eq!(part.path(), path, "the part fills the spare's file");
+        let c = finish(&spool, part, &Uid::new("1.2.3.8").unwrap()).await;
+        assert!(c.added && c.path.exists());
+        assert_eq!(tmp_files(&spool), 0);
+
+        // Discarded: gone when `discard` returns, its creation done or not.
+        spool.spare().discard().await;
+        assert_eq!(tmp_files(&spool), 0);
+        let spare = spool.spare();
+        wait_for_tmp_files(&spool, 1).await;
+        spare.discard().await;
+        assert_eq!(tmp_files(&spool), 0);
+        // Dropped: gone once its creation is.
+        drop(spool.spare());
+        wait_for_tmp_files(&spool, 0).await;
     }
 
     #[tokio::test]

@@ -32,7 +32,7 @@ pub struct Config {
     pub dicom: DicomConfig,
     /// When a study is complete, and which studies are analysed (`serve`).
     pub study: StudyConfig,
-    /// The HTTP server: nurses' API, metrics, health (`serve`).
+    /// The HTTP server: nurses' web UI and API, metrics, health (`serve`).
     pub web: WebConfig,
 }
 
@@ -118,19 +118,31 @@ impl Default for StudyConfig {
     }
 }
 
-/// `[web]`: the HTTP server (nurses' JSON API, `/metrics`, `/healthz`, `/readyz`).
+/// `[web]`: the HTTP server (nurses' web UI and JSON API, `/metrics`, `/healthz`,
+/// `/readyz`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// Address and port; default `127.0.0.1:8080` (put a TLS proxy in front to open it
     /// wider). `--http-addr` overrides it.
     pub bind: SocketAddr,
+    /// A signed-in session ends after this long without a request, minutes; default 30.
+    pub session_idle_minutes: u64,
+    /// ... and at the latest this long after sign-in, hours; default 12 (a shift).
+    pub session_max_hours: u64,
+    /// Mark cookies `Secure` (sent over HTTPS only); default `false`, because the default
+    /// bind is loopback behind a TLS proxy. Set it when browsers reach spinewatch over
+    /// HTTPS.
+    pub secure_cookies: bool,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            secure_cookies: false,
         }
     }
 }

@@ -11,10 +11,12 @@
 //! scan   -> volume + infer      (eligibility, spine, model, morphometry)
 //! eval   -> testkit + scan's path (held-out synthetic studies, AUC, sensitivity)
 //! doctor -> spinewatch-infer   (ONNX Runtime discovery) + config paths
-//! serve  -> ingest + triage + scan's path (the DICOM listener, the journal and the
-//!           nurses' queue, metrics)
+//! serve  -> ingest + triage + web + scan's path (the DICOM listener, the journal, the
+//!           nurses' queue and web UI, metrics)
+//! user, token -> triage + web (accounts and API tokens in serve's database)
 //! ```
 
+mod accounts;
 mod config;
 mod dataset;
 mod doctor;
@@ -76,8 +78,12 @@ pub enum Command {
     /// Write the model's training set: synthetic studies through the volume stage.
     Dataset(dataset::DatasetArgs),
     /// Run the service: receive studies from the PACS over DICOM, analyse them, queue the
-    /// positive ones for the nurses; JSON API, metrics and health over HTTP.
+    /// positive ones for the nurses; web UI, JSON API, metrics and health over HTTP.
     Serve(serve::ServeArgs),
+    /// Manage the web UI's users (in serve's database; `--config`/`--data-dir` as serve).
+    User(accounts::UserArgs),
+    /// Manage the JSON API's bearer tokens (in serve's database).
+    Token(accounts::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -101,6 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(&cli, args),
         Command::Eval(args) => eval::run(&cli, args),
         Command::Serve(args) => serve::run(&cli, args),
+        Command::User(args) => accounts::run_user(&cli, args),
+        Command::Token(args) => accounts::run_token(&cli, args),
     }
 }
 

@@ -2,8 +2,10 @@
 //! DICOM; each instance is durable in the spool and recorded in the journal before the PACS
 //! hears success; a study quiet for the quiet period is complete; complete studies are
 //! analysed (eligibility, series, spine, model, morphometry) a bounded number at a time;
-//! positive studies join the nurses' queue, served with `/metrics`, `/healthz` and
-//! `/readyz` over HTTP.
+//! positive studies join the nurses' queue, which they work in the web UI
+//! (`spinewatch-web`: sign-in, worklist, case pages, exports, the IT status page; the JSON
+//! API with bearer tokens), served with `/metrics`, `/healthz` and `/readyz` over HTTP.
+//! Only the three probes answer without signing in; they carry no patient data.
 //!
 //! ```text
 //! PACS --C-STORE--> ingest::Listener --sink--> triage journal (received)
@@ -13,7 +15,7 @@
 //!                                                   the model shared under one lock)
 //!                                                 | finish: excluded | not_analysable
 //!                                                 v         | negative | positive -> queue
-//!                                  HTTP: /api/cases, /metrics, /healthz, /readyz
+//!             HTTP: web UI + /api (signed in), /metrics, /healthz, /readyz (open)
 //! ```
 //!
 //! Every study goes through the journal's state machine, so a crash loses nothing: on
@@ -74,6 +76,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if config.study.min_patient_age_years < 0.0 {
         anyhow::bail!("invalid [study] min_patient_age_years: negative");
     }
+    if config.web.session_idle_minutes == 0 || config.web.session_max_hours == 0 {
+        anyhow::bail!(
+            "invalid [web] session_idle_minutes or session_max_hours: must be at least 1"
+        );
+    }
     // The model is loaded (and checked against its manifest) before anything listens, so
     // a broken installation fails at once rather than after the PACS has sent studies.
     let model = crate::scan::load_model(cli, &config)?;
@@ -121,6 +128,20 @@ async fn serve(
     model: spinewatch_infer::model::Model,
 ) -> anyhow::Result<()> {
     let metrics = telemetry::install(model.provider)?;
+    let model_facts = spinewatch_web::ModelFacts {
+        version: format!(
+            "{} {}",
+            model.manifest.model.name, model.manifest.model.version
+        ),
+        execution_provider: model.provider.config_name().to_owned(),
+    };
+    let web_settings = spinewatch_web::WebSettings {
+        session: spinewatch_triage::SessionLimits {
+            idle: Duration::from_secs(config.web.session_idle_minutes.saturating_mul(60)),
+            max: Duration::from_secs(config.web.session_max_hours.saturating_mul(3600)),
+        },
+        secure_cookies: config.web.secure_cookies,
+    };
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("could not create the data directory {}", data_dir.display()))?;
@@ -128,6 +149,15 @@ async fn serve(
     let store = Store::open(&database)
         .with_context(|| format!("could not open the database {}", database.display()))?;
     let secret = sink::load_or_create_secret(&config.storage.patient_key_secret())?;
+    // The spool is the source of truth for instances: record the durable files that have
+    // no journal row (a power cut's lost unsynced rows) before the pipeline completes
+    // any study and before the listener accepts.
+    let recovered = {
+        let (store, secret, spool_dir) = (store.clone(), secret.clone(), ingest.spool_dir.clone());
+        tokio::task::spawn_blocking(move || sink::recover_spool(&store, &secret, &spool_dir))
+            .await
+            .context("spool recovery panicked")??
+    };
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -136,12 +166,17 @@ async fn serve(
         .await
         .with_context(|| format!("could not listen for HTTP on {}", config.web.bind))?;
     let http_addr = http.local_addr()?;
-    let app = router(
-        store.clone(),
-        metrics.clone(),
-        ready.clone(),
-        data_dir.clone(),
-    );
+    let web = spinewatch_web::WebState {
+        store: store.clone(),
+        data_dir: data_dir.clone(),
+        metrics: {
+            let metrics = metrics.clone();
+            Arc::new(move || metrics.render())
+        },
+        model: model_facts,
+        settings: web_settings,
+    };
+    let app = router(web, metrics.clone(), ready.clone());
     let http_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -172,7 +207,9 @@ async fn serve(
         .await
         .with_context(|| format!("could not listen for DICOM on {}", ingest.bind))?;
     let dicom_addr = listener.local_addr()?;
-    let sink = Arc::new(sink::JournalSink::new(store.clone(), secret, accepting));
+    let sink = Arc::new(
+        sink::JournalSink::new(store.clone(), secret, accepting).spool_is_truth(&recovered),
+    );
     let dicom_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move { listener.run(sink, shutdown).await })
@@ -227,15 +264,15 @@ async fn shutdown_signal() {
     }
 }
 
-/// The HTTP routes: the queue's API, metrics, health, and the key images.
+/// The HTTP routes: the web UI and the JSON API (signed in), and the probes (open: no
+/// patient data in them).
 fn router(
-    store: Store,
+    web: spinewatch_web::WebState,
     metrics: telemetry::Metrics,
     ready: Arc<AtomicBool>,
-    data_dir: PathBuf,
 ) -> Router {
-    let probe = store.clone();
-    spinewatch_triage::api::router(store)
+    let probe = web.store.clone();
+    spinewatch_web::router(web)
         .route(
             "/metrics",
             get(move || {
@@ -262,31 +299,6 @@ fn router(
                 }
             }),
         )
-        .route(
-            "/images/{study}/{file}",
-            get(move |path| key_image(data_dir.join("images"), path)),
-        )
-}
-
-/// A key image written by the pipeline (`images/<study key>/<file>.png`).
-async fn key_image(
-    dir: PathBuf,
-    axum::extract::Path((study, file)): axum::extract::Path<(String, String)>,
-) -> Result<([(axum::http::header::HeaderName, &'static str); 1], Vec<u8>), StatusCode> {
-    let plain = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-            && !s.starts_with('.')
-    };
-    if !plain(&study) || !plain(&file) || !file.ends_with(".png") {
-        return Err(StatusCode::NOT_FOUND);
-    }
-    let path: PathBuf = dir.join(&study).join(&file);
-    match tokio::fs::read(&path).await {
-        Ok(bytes) => Ok(([(axum::http::header::CONTENT_TYPE, "image/png")], bytes)),
-        Err(_) => Err(StatusCode::NOT_FOUND),
-    }
 }
 
 /// `images/<study key>/sagittal.png`, relative to the data directory.

@@ -42,7 +42,7 @@ pub fn run(args: &VolumeArgs) -> anyhow::Result<ExitCode> {
     let analysis = analyse(&args.paths, &rules).context("could not read the given paths")?;
     if let (Some(png), Some(volume), Some(spine)) = (&args.png, &analysis.volume, &analysis.spine) {
         let r = reformat::sagittal(volume, spine, &ReformatManifest::default());
-        render::sagittal_png(&r, spine, &[], png)?;
+        render::sagittal_png(&r, spine, &[], render::Window::Bone, png)?;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let choice = &analysis.choice;

@@ -106,8 +106,19 @@ fn issue_5_storescu_study_is_queued_and_young_and_mr_studies_are_excluded() {
     let config = write_config(tmp.path(), &ort, "", "");
     let server = Server::start(&config, &tmp.path().join("data"));
 
-    assert_eq!(server.get("/healthz").0, 200, "/healthz");
-    assert_eq!(server.get("/readyz").0, 200, "/readyz");
+    // The probes are open; the API and the pages are not (issue 6).
+    assert_eq!(server.get_anonymous("/healthz").0, 200, "/healthz");
+    assert_eq!(server.get_anonymous("/readyz").0, 200, "/readyz");
+    assert_eq!(server.get_anonymous("/metrics").0, 200, "/metrics");
+    let (status, body) = server.get_anonymous("/api/cases?status=open");
+    assert_eq!(status, 401, "anonymous /api/cases: {body}");
+    assert!(body.contains("\"error\""), "{body}");
+    assert_eq!(
+        server.get_anonymous("/worklist").0,
+        303,
+        "anonymous /worklist"
+    );
+    assert_eq!(server.get("/api/cases").0, 200, "/api/cases with the token");
     assert!(echoscu(&echo, &server, PACS).status.success(), "echoscu");
 
     assert!(storescu(&store, &server, &positive.dir).status.success());

@@ -2,34 +2,48 @@
 //!
 //! | route | body | answer |
 //! | --- | --- | --- |
-//! | `GET /api/cases?status=&grade=&min_grade=&from=&to=&limit=&offset=` | | `[CaseSummary]` |
+//! | `GET /api/cases?status=&grade=&min_grade=&from=&to=&scanner=&limit=&offset=` | | `[CaseSummary]` |
 //! | `GET /api/cases/{study_uid}` | | `CaseDetail`: every vertebra, key images, decisions |
-//! | `POST /api/cases/{study_uid}/confirm` | `{"user", "grade", "level", "note"?}` | `CaseDetail` |
-//! | `POST /api/cases/{study_uid}/dismiss` | `{"user", "note"?}` | `CaseDetail` |
-//! | `POST /api/cases/{study_uid}/refer` | `{"user", "note"?}` | `CaseDetail` |
+//! | `POST /api/cases/{study_uid}/confirm` | `{"grade", "level", "note"?}` | `CaseDetail` |
+//! | `POST /api/cases/{study_uid}/{action}` | `{"note"?}` | `CaseDetail` |
 //!
-//! The worklist is in priority order. `status` is `open | confirmed | dismissed | referred`;
-//! `grade` (exact highest grade) and `min_grade` are `0..=3`; `from` and `to` are
-//! `YYYY-MM-DD`, inclusive, on the study date (the queued day when the study has none).
-//! A level is `"T1".."L5"`, a grade an integer.
+//! `{action}` is `dismiss` (false positive), `refer` (to a radiologist), or one of the
+//! dispositions that close a case: `already_known`, `cancer_pathway`, `not_appropriate`.
 //!
-//! Errors are `{"error": "..."}`: 400 for a malformed request (unknown query key, bad value,
-//! empty user), 404 for an unknown study, 409 while the study is being re-analysed, 500
-//! (generic; the cause is logged) otherwise. Authentication comes with the web UI; until
-//! then `user` is taken from the body.
+//! **Every route needs an identity**: `Authorization: Bearer <token>` (an API token from
+//! `spinewatch token create`) or the web UI's session cookie; a POST by session cookie must
+//! carry the session's CSRF token in `X-CSRF-Token`. Without one the answer is 401
+//! (`WWW-Authenticate: Bearer`); a missing or wrong CSRF token is 403. A decision is
+//! recorded under the identity's user name, never one from the body (a body naming a
+//! `user` is refused as an unknown field).
+//!
+//! The worklist is in priority order. `status` is
+//! `open | confirmed | dismissed | referred | closed`; `grade` (exact highest grade) and
+//! `min_grade` are `0..=3`; `from` and `to` are `YYYY-MM-DD`, inclusive, on the study date
+//! (the queued day when the study has none); `scanner` is exact. A level is `"T1".."L5"`, a
+//! grade an integer.
+//!
+//! Errors are `{"error": "..."}`: 400 for a malformed request (unknown query key or body
+//! field, bad value), 401 without an identity, 403 without the CSRF token, 404 for an
+//! unknown study or action, 409 while the study is being re-analysed, 500 (generic; the
+//! cause is logged) otherwise.
 //!
 //! Store calls are blocking (SQLite): each runs on tokio's blocking pool.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use spinewatch_core::{GenantGrade, VertebraLevel};
 
-use crate::queue::{Action, CaseDetail, CaseFilter, CaseStatus, CaseSummary, Decision, parse_date};
+use crate::auth::{self, CSRF_HEADER, Identity};
+use crate::queue::{
+    Action, CaseDetail, CaseFilter, CaseStatus, CaseSummary, Decision, Disposition, parse_date,
+};
 use crate::{Error, ErrorChain, Store};
 
 /// The API's routes on `store`.
@@ -38,9 +52,39 @@ pub fn router(store: Store) -> Router {
         .route("/api/cases", get(list_cases))
         .route("/api/cases/{study_uid}", get(case_detail))
         .route("/api/cases/{study_uid}/confirm", post(confirm))
-        .route("/api/cases/{study_uid}/dismiss", post(dismiss))
-        .route("/api/cases/{study_uid}/refer", post(refer))
+        .route("/api/cases/{study_uid}/{action}", post(decide_other))
         .with_state(store)
+}
+
+/// The identity of an API request (see the [module docs](self)).
+#[derive(Debug, Clone)]
+pub struct ApiUser(pub Identity);
+
+impl FromRequestParts<Store> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, store: &Store) -> Result<Self, ApiError> {
+        let headers = parts.headers.clone();
+        let store = store.clone();
+        let identity = blocking(move || auth::authenticate(&store, &headers))
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        if !parts.method.is_safe()
+            && let Some(expected) = identity.csrf_token()
+        {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !auth::same_secret(sent, expected) {
+                return Err(ApiError::Forbidden(
+                    "a request signed in by cookie needs its CSRF token in X-CSRF-Token".into(),
+                ));
+            }
+        }
+        Ok(ApiUser(identity))
+    }
 }
 
 /// The worklist's query string.
@@ -52,6 +96,7 @@ struct ListQuery {
     min_grade: Option<u8>,
     from: Option<String>,
     to: Option<String>,
+    scanner: Option<String>,
     limit: Option<u32>,
     offset: Option<u32>,
 }
@@ -79,6 +124,7 @@ impl ListQuery {
             min_grade: grade(self.min_grade, "min_grade")?,
             from: date(self.from, "from")?,
             to: date(self.to, "to")?,
+            scanner: self.scanner.filter(|s| !s.is_empty()),
             limit: self.limit,
             offset: self.offset,
         };
@@ -95,21 +141,20 @@ impl ListQuery {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfirmBody {
-    user: String,
     grade: u8,
     level: String,
     note: Option<String>,
 }
 
-/// Body of `dismiss` and `refer`.
+/// Body of the other decisions.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
-    user: String,
     note: Option<String>,
 }
 
 async fn list_cases(
+    ApiUser(_): ApiUser,
     State(store): State<Store>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Vec<CaseSummary>>, ApiError> {
@@ -119,6 +164,7 @@ async fn list_cases(
 }
 
 async fn case_detail(
+    ApiUser(_): ApiUser,
     State(store): State<Store>,
     Path(study): Path<String>,
 ) -> Result<Json<CaseDetail>, ApiError> {
@@ -130,6 +176,7 @@ async fn case_detail(
 }
 
 async fn confirm(
+    ApiUser(identity): ApiUser,
     State(store): State<Store>,
     Path(study): Path<String>,
     body: Result<Json<ConfirmBody>, JsonRejection>,
@@ -142,39 +189,41 @@ async fn confirm(
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("level: {e}")))?;
     let decision = Decision {
-        user: body.user,
+        user: identity.name,
         action: Action::Confirm { grade, level },
         note: body.note,
     };
     decide(store, study, decision).await
 }
 
-async fn dismiss(
-    State(store): State<Store>,
-    Path(study): Path<String>,
-    body: Result<Json<DecisionBody>, JsonRejection>,
-) -> Result<Json<CaseDetail>, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
-    decide(store, study, body.into_decision(Action::Dismiss)).await
-}
-
-async fn refer(
-    State(store): State<Store>,
-    Path(study): Path<String>,
-    body: Result<Json<DecisionBody>, JsonRejection>,
-) -> Result<Json<CaseDetail>, ApiError> {
-    let Json(body) = body.map_err(ApiError::from_json)?;
-    decide(store, study, body.into_decision(Action::Refer)).await
-}
-
-impl DecisionBody {
-    fn into_decision(self, action: Action) -> Decision {
-        Decision {
-            user: self.user,
-            action,
-            note: self.note,
-        }
+/// The action of `POST /api/cases/{study_uid}/{action}` other than `confirm`.
+fn other_action(name: &str) -> Option<Action> {
+    match name {
+        "dismiss" => Some(Action::Dismiss),
+        "refer" => Some(Action::Refer),
+        other => other.parse::<Disposition>().ok().map(Action::Close),
     }
+}
+
+async fn decide_other(
+    ApiUser(identity): ApiUser,
+    State(store): State<Store>,
+    Path((study, action)): Path<(String, String)>,
+    body: Result<Json<DecisionBody>, JsonRejection>,
+) -> Result<Json<CaseDetail>, ApiError> {
+    let action = other_action(&action).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no action `{action}` (confirm, dismiss, refer, already_known, cancer_pathway, \
+             not_appropriate)"
+        ))
+    })?;
+    let Json(body) = body.map_err(ApiError::from_json)?;
+    let decision = Decision {
+        user: identity.name,
+        action,
+        note: body.note,
+    };
+    decide(store, study, decision).await
 }
 
 async fn decide(
@@ -202,11 +251,20 @@ async fn blocking<T: Send + 'static>(
 
 /// An API error: a 4xx carries its text, a 5xx is generic (the cause is logged).
 #[derive(Debug)]
-enum ApiError {
+pub enum ApiError {
+    /// 400.
     BadRequest(String),
+    /// 401: no identity.
+    Unauthorized,
+    /// 403.
+    Forbidden(String),
+    /// 415.
     UnsupportedMediaType(String),
+    /// 404.
     NotFound(String),
+    /// 409.
     Conflict(String),
+    /// 500 (the cause is logged).
     Internal,
 }
 
@@ -238,6 +296,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = match self {
             Self::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            Self::Unauthorized => {
+                let body = serde_json::json!({
+                    "error": "sign in, or send an API token as Authorization: Bearer"
+                });
+                let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return response;
+            }
+            Self::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             Self::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, m),
             Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
             Self::Conflict(m) => (StatusCode::CONFLICT, m),

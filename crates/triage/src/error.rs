@@ -137,6 +137,35 @@ pub enum Error {
         study: String,
     },
 
+    /// A user was refused as given (bad name, disabled user's token, bad label).
+    #[error("invalid user: {0}")]
+    InvalidUser(String),
+
+    /// `add_user` with a name that is taken (whatever its case).
+    #[error("user {name} exists already")]
+    UserExists {
+        /// The name asked for.
+        name: String,
+    },
+
+    /// No user of this name.
+    #[error("no user {name}")]
+    UnknownUser {
+        /// The name asked for.
+        name: String,
+    },
+
+    /// No API token with this id.
+    #[error("no API token {id}")]
+    UnknownToken {
+        /// The id asked for.
+        id: i64,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("could not read random bytes from the operating system: {0}")]
+    Random(String),
+
     /// A row holds a value this build cannot read (hand-edited or corrupted database).
     #[error("corrupt row in {table} for study {study}: {why}")]
     Corrupt {

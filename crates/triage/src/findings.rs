@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 use spinewatch_core::GenantGrade;
 pub use spinewatch_core::VertebraFinding;
 
+/// File name of the sagittal key image in the bone window (centre 400, width 1800 HU).
+pub const BONE_KEY_IMAGE: &str = "sagittal.png";
+/// File name of the same sagittal key image in the soft-tissue window (centre 40, width
+/// 400 HU).
+pub const SOFT_TISSUE_KEY_IMAGE: &str = "sagittal-soft.png";
+
 /// What the model and the morphometry found in a positive study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaseFindings {
@@ -21,9 +27,10 @@ pub struct CaseFindings {
     pub probability: f64,
     /// Per located vertebra, cranial first.
     pub vertebrae: Vec<VertebraFinding>,
-    /// Key images (PNG), relative to the key-image directory; may be empty. The sagittal
-    /// key image in the bone window is named `sagittal.png`, the same in the soft-tissue
-    /// window `sagittal-soft.png`.
+    /// Key images (PNG), relative paths that stay below their directory (the pipeline
+    /// writes `images/<study key>/<file>`, relative to the data directory); may be empty.
+    /// The bone window's sagittal image ([`BONE_KEY_IMAGE`]) comes first, then the same
+    /// reformat in the soft-tissue window ([`SOFT_TISSUE_KEY_IMAGE`]).
     #[serde(default)]
     pub key_images: Vec<String>,
     /// The study as the case page describes it (absent in cases queued before it existed).
@@ -35,8 +42,9 @@ pub struct CaseFindings {
     pub patient: Option<PatientFacts>,
 }
 
-/// The study's facts, from the header of the series that was analysed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The study's facts, from the header of the series that was analysed. `Debug` redacts
+/// the accession number (it names the patient's order in the RIS).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StudyFacts {
     /// Accession Number (0008,0050).
     pub accession_number: Option<String>,
@@ -62,6 +70,42 @@ pub struct StudyFacts {
     pub convolution_kernel: Option<String>,
     /// The patient's age at the study, years, as eligibility read it.
     pub patient_age_years: Option<f64>,
+}
+
+impl std::fmt::Debug for StudyFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            accession_number,
+            study_description,
+            manufacturer,
+            scanner_model,
+            station_name,
+            institution,
+            series_number,
+            series_description,
+            slices,
+            spacing_mm,
+            convolution_kernel,
+            patient_age_years,
+        } = self;
+        f.debug_struct("StudyFacts")
+            .field(
+                "accession_number",
+                &accession_number.as_ref().map(|_| "<redacted>"),
+            )
+            .field("study_description", study_description)
+            .field("manufacturer", manufacturer)
+            .field("scanner_model", scanner_model)
+            .field("station_name", station_name)
+            .field("institution", institution)
+            .field("series_number", series_number)
+            .field("series_description", series_description)
+            .field("slices", slices)
+            .field("spacing_mm", spacing_mm)
+            .field("convolution_kernel", convolution_kernel)
+            .field("patient_age_years", patient_age_years)
+            .finish()
+    }
 }
 
 impl StudyFacts {
@@ -142,5 +186,91 @@ impl CaseFindings {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    const PATIENT_ID: &str = "PID-83311";
+    const ACCESSION: &str = "ACC-20261121-7";
+
+    fn findings() -> CaseFindings {
+        CaseFindings {
+            model_version: "vertebra-fracture 1".to_owned(),
+            execution_provider: "cpu".to_owned(),
+            probability: 0.9,
+            vertebrae: Vec::new(),
+            key_images: vec![
+                format!("images/1.2.3/{BONE_KEY_IMAGE}"),
+                format!("images/1.2.3/{SOFT_TISSUE_KEY_IMAGE}"),
+            ],
+            study: Some(StudyFacts {
+                accession_number: Some(ACCESSION.to_owned()),
+                manufacturer: Some("ACME".to_owned()),
+                scanner_model: Some("Tomo 64".to_owned()),
+                slices: 70,
+                spacing_mm: [1.5, 1.5, 2.0],
+                patient_age_years: Some(72.0),
+                ..StudyFacts::default()
+            }),
+            patient: Some(PatientFacts {
+                id: Some(PATIENT_ID.to_owned()),
+                name: Some("DOE^JANE".to_owned()),
+                birth_date: Some("1954-03-12".to_owned()),
+                sex: Some("F".to_owned()),
+            }),
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_patient_identifier() {
+        let f = findings();
+        let shown = format!("{f:?} {f:#?}");
+        for phi in [PATIENT_ID, "DOE", "1954", ACCESSION] {
+            assert!(!shown.contains(phi), "`{phi}` in {shown}");
+        }
+        // What is not an identifier is still shown.
+        assert!(shown.contains("Tomo 64"), "{shown}");
+        assert!(
+            shown.contains("accession_number: Some(\"<redacted>\")"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn facts_round_trip_through_json_and_old_cases_have_none() {
+        let f = findings();
+        let json = serde_json::to_value(&f).unwrap();
+        assert_eq!(json["patient"]["id"], PATIENT_ID);
+        assert_eq!(
+            json["study"]["spacing_mm"],
+            serde_json::json!([1.5, 1.5, 2.0])
+        );
+        assert_eq!(
+            serde_json::from_value::<CaseFindings>(json.clone()).unwrap(),
+            f
+        );
+        let mut old = json;
+        let old_map = old.as_object_mut().unwrap();
+        old_map.remove("study");
+        old_map.remove("patient");
+        old_map.remove("key_images");
+        let parsed: CaseFindings = serde_json::from_value(old).unwrap();
+        assert_eq!((parsed.study, parsed.patient), (None, None));
+        assert!(parsed.key_images.is_empty());
+    }
+
+    #[test]
+    fn scanner_is_manufacturer_and_model_else_station() {
+        let mut s = findings().study.unwrap();
+        assert_eq!(s.scanner().as_deref(), Some("ACME Tomo 64"));
+        s.scanner_model = None;
+        assert_eq!(s.scanner().as_deref(), Some("ACME"));
+        s.manufacturer = Some("  ".to_owned());
+        s.station_name = Some("CT01".to_owned());
+        assert_eq!(s.scanner().as_deref(), Some("CT01"));
     }
 }

@@ -25,13 +25,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use crate::findings::CaseFindings;
 use crate::queue;
-use crate::store::{duration_millis, from_millis};
+use crate::store::{duration_millis, from_millis, to_millis};
 use crate::{Error, Result, Store};
 
 /// Journal reason of a study's first instance.
@@ -170,6 +170,10 @@ pub struct StudyToAnalyse {
 
 /// How the analysis of one generation ended.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per analysed study, moved once into `finish`: boxing the findings would only add an allocation and change the pipeline's API"
+)]
 pub enum Outcome {
     /// Not eligible; `reason` is a short code from a closed set (a metrics label).
     Excluded {
@@ -251,73 +255,100 @@ pub struct JournalEntry {
 
 impl Store {
     /// Records one instance (after its file is durable) and opens, extends or re-opens its
-    /// study. A SOP Instance UID seen before is a [`Recorded::Duplicate`] and changes
-    /// nothing.
+    /// study, in a transaction synced to disk before this returns. A SOP Instance UID seen
+    /// before is a [`Recorded::Duplicate`] and changes nothing.
     pub fn record_instance(&self, instance: &InstanceRecord) -> Result<Recorded> {
-        let invalid = |why: &str| Error::InvalidInstance {
-            sop_instance_uid: instance.sop_instance_uid.clone(),
-            why: why.to_owned(),
-        };
-        if instance.sop_instance_uid.is_empty() || instance.study_instance_uid.is_empty() {
-            return Err(invalid("empty SOP or Study Instance UID"));
-        }
-        if instance.patient_key.is_empty() {
-            return Err(invalid("empty patient key"));
-        }
-        let path = instance
-            .path
-            .to_str()
-            .ok_or_else(|| invalid("path is not UTF-8"))?;
-        let bytes = i64::try_from(instance.bytes).map_err(|_| invalid("size overflows i64"))?;
-        let study = instance.study_instance_uid.as_str();
-        const OP: &str = "record instance";
+        let checked = Checked::new(instance)?;
+        let recorded = self.write(RECORD, |tx, now| record(tx, &checked, now))?;
+        log_recorded(instance, recorded);
+        Ok(recorded)
+    }
 
-        let recorded = self.write(OP, |tx, now| {
-            let seen = tx
-                .query_row(
-                    "SELECT 1 FROM instances WHERE sop_instance_uid = ?1",
-                    [&instance.sop_instance_uid],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map_err(Error::sql(OP))?;
-            if seen.is_some() {
-                return Ok(Recorded::Duplicate);
-            }
-            let (generation, reopened) = open_study(tx, instance, now)?;
-            tx.execute(
-                "INSERT INTO instances (sop_instance_uid, study_instance_uid, series_instance_uid,
-                     sop_class_uid, transfer_syntax_uid, modality, path, bytes, generation,
-                     received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    instance.sop_instance_uid,
-                    study,
-                    instance.series_instance_uid,
-                    instance.sop_class_uid,
-                    instance.transfer_syntax_uid,
-                    instance.modality,
-                    path,
-                    bytes,
-                    generation,
-                    now
-                ],
-            )
-            .map_err(Error::sql(OP))?;
-            Ok(Recorded::New {
-                generation,
-                reopened,
-            })
+    /// [`Self::record_instance`] with its commit not synced: `synchronous = NORMAL` for
+    /// this one transaction, so no fsync; the connection is back to `FULL` before this
+    /// returns. A process crash loses nothing (the commit is in the WAL, in the page
+    /// cache); a power cut or kernel crash can lose the last such commits, the ones no
+    /// synced transaction followed (the WAL is replayed as a prefix, and every synced
+    /// commit syncs all frames before it, so no state the pipeline acted on is lost).
+    ///
+    /// Only for a caller for which the spool, not this table, is the source of truth: the
+    /// instance's file is durable (fsynced, renamed, folder fsynced) before this call,
+    /// and every start records the durable files that have no row (with
+    /// [`Self::unrecorded_instances`] and [`Self::record_instances`]) before the pipeline
+    /// or the listener runs. A lost row then comes back at the next start, like an
+    /// instance that arrives again.
+    pub fn record_instance_unsynced(&self, instance: &InstanceRecord) -> Result<Recorded> {
+        let checked = Checked::new(instance)?;
+        let recorded = self.write_unsynced(RECORD, |tx, now| record(tx, &checked, now))?;
+        log_recorded(instance, recorded);
+        Ok(recorded)
+    }
+
+    /// Records several instances in one transaction, synced before this returns, in the
+    /// order given (each sees the ones before it: a study opened by the first is extended
+    /// by the next); what each did, in the same order. One invalid instance fails the
+    /// whole call and records none.
+    pub fn record_instances(&self, instances: &[InstanceRecord]) -> Result<Vec<Recorded>> {
+        let checked = instances
+            .iter()
+            .map(Checked::new)
+            .collect::<Result<Vec<_>>>()?;
+        let recorded: Vec<Recorded> = self.write(RECORD, |tx, now| {
+            checked.iter().map(|c| record(tx, c, now)).collect()
         })?;
-        match recorded {
-            Recorded::New {
-                generation,
-                reopened: true,
-            } => tracing::info!(study, generation, "Study re-opened by a new instance."),
-            Recorded::New { .. } => tracing::debug!(study, "Instance recorded."),
-            Recorded::Duplicate => tracing::debug!(study, "Duplicate instance ignored."),
+        for (instance, r) in instances.iter().zip(&recorded) {
+            log_recorded(instance, *r);
         }
         Ok(recorded)
+    }
+
+    /// Which of `sop_instance_uids` have no instance row, in the order given (a read:
+    /// one lookup by primary key each, under one lock).
+    pub fn unrecorded_instances<'a>(&self, sop_instance_uids: &[&'a str]) -> Result<Vec<&'a str>> {
+        const OP: &str = "look up instances";
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT 1 FROM instances WHERE sop_instance_uid = ?1")
+            .map_err(Error::sql(OP))?;
+        let mut missing = Vec::new();
+        for uid in sop_instance_uids {
+            if !stmt.exists([uid]).map_err(Error::sql(OP))? {
+                missing.push(*uid);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// Like [`Store::write`](crate::Store), but the commit is not synced (see
+    /// [`Self::record_instance_unsynced`]). `synchronous` is a setting of the connection,
+    /// read at commit: it is `NORMAL` for this transaction only, under the connection's
+    /// lock, and `FULL` again before the lock is released, whatever happened, so no
+    /// other transaction (a study's outcome, a nurse's decision) is ever committed
+    /// unsynced.
+    fn write_unsynced<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnOnce(&Transaction<'_>, i64) -> Result<T>,
+    ) -> Result<T> {
+        let now = to_millis(self.now());
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(Error::sql(operation))?;
+        let out = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sql(operation))?;
+            let out = f(&tx, now)?;
+            tx.commit().map_err(Error::sql(operation))?;
+            Ok(out)
+        })();
+        if let Err(source) = conn.pragma_update(None, "synchronous", "FULL") {
+            // Later transactions would not be synced: refuse to go on with this
+            // connection's answer. (Setting a pragma does no I/O; this does not happen.)
+            tracing::error!(error = %source, "Could not set synchronous = FULL again.");
+            return Err(Error::Sql { operation, source });
+        }
+        out
     }
 
     /// Completes every `received` study whose last instance is at least `quiet_period` old,
@@ -666,26 +697,116 @@ impl Store {
     }
 }
 
+/// The operation name of every instance record.
+const RECORD: &str = "record instance";
+
+/// An [`InstanceRecord`] checked for recording: its path as UTF-8, its size as stored.
+struct Checked<'a> {
+    instance: &'a InstanceRecord,
+    path: &'a str,
+    bytes: i64,
+}
+
+impl<'a> Checked<'a> {
+    fn new(instance: &'a InstanceRecord) -> Result<Self> {
+        let invalid = |why: &str| Error::InvalidInstance {
+            sop_instance_uid: instance.sop_instance_uid.clone(),
+            why: why.to_owned(),
+        };
+        if instance.sop_instance_uid.is_empty() || instance.study_instance_uid.is_empty() {
+            return Err(invalid("empty SOP or Study Instance UID"));
+        }
+        if instance.patient_key.is_empty() {
+            return Err(invalid("empty patient key"));
+        }
+        let path = instance
+            .path
+            .to_str()
+            .ok_or_else(|| invalid("path is not UTF-8"))?;
+        let bytes = i64::try_from(instance.bytes).map_err(|_| invalid("size overflows i64"))?;
+        Ok(Self {
+            instance,
+            path,
+            bytes,
+        })
+    }
+}
+
+/// Records one instance in `tx`: a duplicate changes nothing; a new one opens, extends or
+/// re-opens its study, then gets its row. Statements are cached on the connection (an
+/// instance arrives every few milliseconds; parsing them each time cost more than
+/// running them).
+fn record(tx: &Transaction<'_>, checked: &Checked<'_>, now: i64) -> Result<Recorded> {
+    let instance = checked.instance;
+    let seen = tx
+        .prepare_cached("SELECT 1 FROM instances WHERE sop_instance_uid = ?1")
+        .and_then(|mut s| s.exists([&instance.sop_instance_uid]))
+        .map_err(Error::sql(RECORD))?;
+    if seen {
+        return Ok(Recorded::Duplicate);
+    }
+    let (generation, reopened) = open_study(tx, instance, now)?;
+    tx.prepare_cached(
+        "INSERT INTO instances (sop_instance_uid, study_instance_uid, series_instance_uid,
+             sop_class_uid, transfer_syntax_uid, modality, path, bytes, generation,
+             received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            instance.sop_instance_uid,
+            instance.study_instance_uid,
+            instance.series_instance_uid,
+            instance.sop_class_uid,
+            instance.transfer_syntax_uid,
+            instance.modality,
+            checked.path,
+            checked.bytes,
+            generation,
+            now
+        ])
+    })
+    .map_err(Error::sql(RECORD))?;
+    Ok(Recorded::New {
+        generation,
+        reopened,
+    })
+}
+
+/// Logs what recording `instance` did (UIDs of studies only, at DEBUG but re-openings).
+fn log_recorded(instance: &InstanceRecord, recorded: Recorded) {
+    let study = instance.study_instance_uid.as_str();
+    match recorded {
+        Recorded::New {
+            generation,
+            reopened: true,
+        } => tracing::info!(study, generation, "Study re-opened by a new instance."),
+        Recorded::New { .. } => tracing::debug!(study, "Instance recorded."),
+        Recorded::Duplicate => tracing::debug!(study, "Duplicate instance ignored."),
+    }
+}
+
 /// Opens the instance's study (first instance), extends it (`received`) or re-opens it
 /// (any later state: generation + 1). Returns the generation and whether it re-opened.
 fn open_study(tx: &Transaction<'_>, instance: &InstanceRecord, now: i64) -> Result<(i64, bool)> {
-    const OP: &str = "record instance";
+    const OP: &str = RECORD;
     let study = instance.study_instance_uid.as_str();
     let current: Option<(String, i64, String)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT state, generation, patient_key FROM studies WHERE study_instance_uid = ?1",
-            [study],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
-        .optional()
+        .and_then(|mut s| {
+            s.query_row([study], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
         .map_err(Error::sql(OP))?;
     let Some((state, generation, patient_key)) = current else {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO studies (study_instance_uid, patient_key, state, generation,
                  first_instance_at, last_instance_at, created_at, updated_at)
              VALUES (?1, ?2, 'received', 1, ?3, ?3, ?3, ?3)",
-            params![study, instance.patient_key, now],
         )
+        .and_then(|mut s| s.execute(params![study, instance.patient_key, now]))
         .map_err(Error::sql(OP))?;
         let reason = Some(REASON_FIRST_INSTANCE);
         append(tx, study, 1, None, StudyState::Received, reason, now)?;
@@ -700,11 +821,11 @@ fn open_study(tx: &Transaction<'_>, instance: &InstanceRecord, now: i64) -> Resu
     }
     let state = parse_state(study, &state)?;
     if state == StudyState::Received {
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE studies SET last_instance_at = ?2, updated_at = ?2
              WHERE study_instance_uid = ?1",
-            params![study, now],
         )
+        .and_then(|mut s| s.execute(params![study, now]))
         .map_err(Error::sql(OP))?;
         return Ok((generation, false));
     }
@@ -739,18 +860,20 @@ fn append(
     reason: Option<&str>,
     now: i64,
 ) -> Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO journal (study_instance_uid, generation, from_state, to_state, reason, at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+    )
+    .and_then(|mut s| {
+        s.execute(params![
             study,
             generation,
             from.map(StudyState::as_str),
             to.as_str(),
             reason,
             now
-        ],
-    )
+        ])
+    })
     .map_err(Error::sql("append to the journal"))?;
     Ok(())
 }
@@ -836,4 +959,149 @@ pub(crate) fn parse_state(study: &str, s: &str) -> Result<StudyState> {
         study: study.to_owned(),
         why,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    fn instance(study: &str, n: u32) -> InstanceRecord {
+        InstanceRecord {
+            sop_instance_uid: format!("{study}.1.{n}"),
+            study_instance_uid: study.to_owned(),
+            series_instance_uid: format!("{study}.1"),
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".to_owned(),
+            transfer_syntax_uid: "1.2.840.10008.1.2.1".to_owned(),
+            modality: Some("CT".to_owned()),
+            patient_key: crate::patient_key(b"test secret", "PID-1"),
+            path: format!("spool/{study}.1.{n}.dcm").into(),
+            bytes: 1000 + u64::from(n),
+        }
+    }
+
+    /// `PRAGMA synchronous` of the store's connection (2 is FULL).
+    fn synchronous(store: &Store) -> i64 {
+        store
+            .lock()
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn unsynced_record_leaves_the_connection_synced_whatever_happens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db.sqlite")).unwrap();
+        assert_eq!(synchronous(&store), 2);
+        let first = instance("1.2.3", 1);
+        assert_eq!(
+            store.record_instance_unsynced(&first).unwrap(),
+            Recorded::New {
+                generation: 1,
+                reopened: false
+            }
+        );
+        assert_eq!(synchronous(&store), 2, "FULL again after a commit");
+        assert_eq!(
+            store.record_instance_unsynced(&first).unwrap(),
+            Recorded::Duplicate
+        );
+        assert_eq!(store.study("1.2.3").unwrap().unwrap().instance_count, 1);
+
+        // A transaction that fails half-way (its table is gone) rolls back and still
+        // leaves the connection synced for the next writer.
+        store.lock().execute_batch("DROP TABLE instances").unwrap();
+        assert!(
+            store
+                .record_instance_unsynced(&instance("1.2.3", 2))
+                .is_err()
+        );
+        assert_eq!(synchronous(&store), 2, "FULL again after a failure");
+        // Invalid before any SQL: nothing to restore, and still FULL.
+        let mut invalid = instance("1.2.3", 3);
+        invalid.patient_key.clear();
+        assert!(matches!(
+            store.record_instance_unsynced(&invalid),
+            Err(Error::InvalidInstance { .. })
+        ));
+        assert_eq!(synchronous(&store), 2);
+    }
+
+    #[test]
+    fn unsynced_rows_survive_the_process_closing_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        {
+            let store = Store::open(&path).unwrap();
+            for n in 1..=3 {
+                store
+                    .record_instance_unsynced(&instance("1.2.3", n))
+                    .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.study("1.2.3").unwrap().unwrap().instance_count, 3);
+    }
+
+    #[test]
+    fn a_batch_is_recorded_in_order_and_all_or_nothing() {
+        let store = Store::open_in_memory().unwrap();
+        let (a1, a2) = (instance("1.2.3", 1), instance("1.2.3", 2));
+        let recorded = store
+            .record_instances(&[a1.clone(), a2.clone(), a1.clone()])
+            .unwrap();
+        let new = Recorded::New {
+            generation: 1,
+            reopened: false,
+        };
+        // The second extends the study the first opened; the third repeats the first.
+        assert_eq!(recorded, vec![new, new, Recorded::Duplicate]);
+        let study = store.study("1.2.3").unwrap().unwrap();
+        assert_eq!(study.instance_count, 2);
+        assert_eq!(store.journal("1.2.3").unwrap().len(), 1, "opened once");
+
+        let mut invalid = instance("1.2.4", 2);
+        invalid.patient_key.clear();
+        assert!(
+            store
+                .record_instances(&[instance("1.2.4", 1), invalid])
+                .is_err()
+        );
+        assert_eq!(store.study("1.2.4").unwrap(), None, "nothing of the batch");
+
+        // A batch after the study's outcome re-opens it once.
+        let due = store
+            .complete_due(Duration::ZERO, Duration::from_secs(3600))
+            .unwrap();
+        store.claim("1.2.3", due[0].generation).unwrap();
+        store.finish("1.2.3", 1, Outcome::Negative).unwrap();
+        let late = store
+            .record_instances(&[instance("1.2.3", 3), instance("1.2.3", 4)])
+            .unwrap();
+        assert_eq!(
+            late,
+            vec![
+                Recorded::New {
+                    generation: 2,
+                    reopened: true
+                },
+                Recorded::New {
+                    generation: 2,
+                    reopened: false
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn unrecorded_instances_are_those_without_a_row_in_the_order_given() {
+        let store = Store::open_in_memory().unwrap();
+        store.record_instance(&instance("1.2.3", 2)).unwrap();
+        let asked = ["1.2.3.1.3", "1.2.3.1.2", "1.2.3.1.1"];
+        assert_eq!(
+            store.unrecorded_instances(&asked).unwrap(),
+            vec!["1.2.3.1.3", "1.2.3.1.1"]
+        );
+        assert!(store.unrecorded_instances(&[]).unwrap().is_empty());
+    }
 }

@@ -7,17 +7,23 @@
 //!                                        nurses <--api-- queue <--+
 //! ```
 //!
-//! - [`store`]: [`Store`], one SQLite file (WAL, `synchronous = FULL`), migrations embedded.
+//! - [`store`]: [`Store`], one SQLite file (WAL, `synchronous = FULL` except the
+//!   listener's instance rows, which the spool rebuilds), migrations embedded.
 //! - [`journal`]: instances and the per-study state machine (`received -> complete ->
 //!   analysing -> excluded | not_analysable | analysed -> queued`), exactly once per
 //!   generation, resumable after a crash.
 //! - [`queue`]: cases, the prioritised worklist, decisions with their audit trail.
 //! - [`findings`]: the typed findings stored with a case.
-//! - [`api`]: `router(store)`, the queue's JSON API (axum).
+//! - [`auth`]: users (roles `nurse`, `admin`), browser sessions and API tokens, stored
+//!   hashed; [`auth::authenticate`] finds who sent a request.
+//! - [`report`]: the FLS register of confirmed cases and the per-month counts.
+//! - [`api`]: `router(store)`, the queue's JSON API (axum); every route needs a bearer
+//!   token or a session.
 //! - [`clock`]: where timestamps come from ([`ManualClock`] in tests).
 //!
-//! No patient identifier is stored or logged: studies and cases carry a [`patient_key`], a
-//! keyed pseudonym of the PatientID.
+//! No patient identifier is logged or used as a key: studies and cases carry a
+//! [`patient_key`], a keyed pseudonym of the PatientID. The patient's identity, for the
+//! signed-in nurses only, is in a case's findings ([`PatientFacts`], redacted in `Debug`).
 //!
 //! ```
 //! use std::time::Duration;
@@ -53,13 +59,16 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 pub mod api;
+pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod findings;
 pub mod journal;
 pub mod queue;
+pub mod report;
 pub mod store;
 
+pub use auth::{ApiToken, Credentials, Identity, Role, SessionLimits, User};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use findings::{CaseFindings, PatientFacts, StudyFacts, VertebraFinding};
@@ -68,8 +77,9 @@ pub use journal::{
 };
 pub use queue::{
     Action, CaseDetail, CaseFilter, CaseStatus, CaseSummary, Decision, DecisionAction,
-    DecisionRecord, FlaggedVertebra,
+    DecisionRecord, Disposition, FlaggedVertebra,
 };
+pub use report::{MonthCounts, RegisterEntry};
 pub use store::Store;
 
 /// Hex characters of a [`patient_key`] (64 bits: no collision expected within a site).

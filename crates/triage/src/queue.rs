@@ -1,9 +1,13 @@
 //! The nurses' queue: cases of positive studies, the worklist, and decisions.
 //!
-//! A case is created by [`Store::finish`] with a positive outcome (status `open`) and
-//! decided by a nurse: confirm (with the grade and level she finds), dismiss or refer. Every
-//! decision is appended to `decisions` with who, when, the status before and the status
-//! after; a decision may correct an earlier one (its previous status says so). A re-analysis
+//! A case is created by [`Store::finish`] with a positive outcome (status `open`, the next
+//! [case number](CaseSummary::case_number)) and decided by a nurse: confirm (with the grade
+//! and level she finds), dismiss (a false positive), refer to a radiologist, or close it
+//! with one of the FLS dispositions (already known or on treatment, cancer pathway, end of
+//! life or not appropriate: status `closed` with a [`Disposition`]). Every decision is
+//! appended to `decisions` with who, when, and the case before and after (status,
+//! disposition, confirmed grade and level); a decision may correct an earlier one (its
+//! previous status says so). A re-analysis
 //! of the study (a later instance re-opened it) replaces the findings and re-opens the case,
 //! recorded as action `reanalysed` by `system`; while it is pending, decisions are refused
 //! ([`Error::AnalysisPending`]) because they would be about findings about to change.
@@ -11,6 +15,7 @@
 //! The worklist is sorted by priority: highest flagged grade, then probability, then the
 //! newest first.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -34,7 +39,7 @@ pub const MAX_NOTE_CHARS: usize = 2000;
 time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
 
 /// Where a case stands with the nurses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CaseStatus {
     /// Waiting for a nurse.
@@ -43,13 +48,21 @@ pub enum CaseStatus {
     Confirmed,
     /// Not a fracture, or not for the service.
     Dismissed,
-    /// Referred on (e.g. to a clinician) for a decision.
+    /// Referred to a radiologist for a decision.
     Referred,
+    /// Not taken forward, for the reason its [`Disposition`] gives.
+    Closed,
 }
 
 impl CaseStatus {
     /// Every status.
-    pub const ALL: [Self; 4] = [Self::Open, Self::Confirmed, Self::Dismissed, Self::Referred];
+    pub const ALL: [Self; 5] = [
+        Self::Open,
+        Self::Confirmed,
+        Self::Dismissed,
+        Self::Referred,
+        Self::Closed,
+    ];
 
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
@@ -58,6 +71,7 @@ impl CaseStatus {
             Self::Confirmed => "confirmed",
             Self::Dismissed => "dismissed",
             Self::Referred => "referred",
+            Self::Closed => "closed",
         }
     }
 }
@@ -76,7 +90,68 @@ impl FromStr for CaseStatus {
             .find(|c| c.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown case status `{s}` (expected open, confirmed, dismissed or referred)"
+                    "unknown case status `{s}` \
+                     (expected open, confirmed, dismissed, referred or closed)"
+                )
+            })
+    }
+}
+
+/// Why an FLS nurse does not take a case forward (status [`CaseStatus::Closed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    /// The fracture is already known, or the patient is on treatment.
+    AlreadyKnown,
+    /// The patient is on a cancer pathway (the collapse may not be osteoporotic).
+    CancerPathway,
+    /// End of life, or assessment not appropriate.
+    NotAppropriate,
+}
+
+impl Disposition {
+    /// Every disposition.
+    pub const ALL: [Self; 3] = [
+        Self::AlreadyKnown,
+        Self::CancerPathway,
+        Self::NotAppropriate,
+    ];
+
+    /// The name stored and taken by the API (`already_known`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AlreadyKnown => "already_known",
+            Self::CancerPathway => "cancer_pathway",
+            Self::NotAppropriate => "not_appropriate",
+        }
+    }
+
+    /// What the nurses read.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AlreadyKnown => "already known / on treatment",
+            Self::CancerPathway => "cancer pathway",
+            Self::NotAppropriate => "end of life or not appropriate",
+        }
+    }
+}
+
+impl fmt::Display for Disposition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Disposition {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown disposition `{s}` \
+                     (expected already_known, cancer_pathway or not_appropriate)"
                 )
             })
     }
@@ -98,10 +173,20 @@ pub struct FlaggedVertebra {
 pub struct CaseSummary {
     /// Study Instance UID.
     pub study_instance_uid: String,
+    /// The case's stable number (`/cases/{n}` in the web UI), assigned when it was queued.
+    pub case_number: i64,
     /// Patient pseudonym.
     pub patient_key: String,
     /// Where the case stands.
     pub status: CaseStatus,
+    /// Why it was closed (status `closed` only).
+    pub disposition: Option<Disposition>,
+    /// The grade a nurse confirmed (status `confirmed` only).
+    pub confirmed_grade: Option<GenantGrade>,
+    /// The level a nurse confirmed (status `confirmed` only).
+    pub confirmed_level: Option<VertebraLevel>,
+    /// The scanner (manufacturer and model, else station name), when known.
+    pub scanner: Option<String>,
     /// The flagged vertebrae only, cranial first.
     pub flagged: Vec<FlaggedVertebra>,
     /// Largest vertebra fracture probability.
@@ -149,6 +234,8 @@ pub struct CaseFilter {
     pub from: Option<Date>,
     /// Only cases dated on or before this day (as `from`).
     pub to: Option<Date>,
+    /// Only this scanner (as [`StudyFacts::scanner`](crate::StudyFacts::scanner) gives it).
+    pub scanner: Option<String>,
     /// At most this many rows.
     pub limit: Option<u32>,
     /// Skip this many rows first.
@@ -158,7 +245,8 @@ pub struct CaseFilter {
 /// A nurse's decision on a case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
-    /// Who decides (the signed-in user's name).
+    /// Who decides: the signed-in user's name, from the session or the API token, never
+    /// from the request body.
     pub user: String,
     /// What.
     pub action: Action,
@@ -176,46 +264,77 @@ pub enum Action {
         /// The level she finds it at.
         level: VertebraLevel,
     },
-    /// Not a fracture (or not for the service).
+    /// Not a fracture: a false positive.
     Dismiss,
-    /// Referred on.
+    /// Referred to a radiologist.
     Refer,
+    /// Not taken forward, for this reason.
+    Close(Disposition),
 }
 
 impl Action {
-    fn kind(self) -> DecisionAction {
+    /// The action as recorded.
+    pub fn kind(self) -> DecisionAction {
         match self {
             Self::Confirm { .. } => DecisionAction::Confirm,
             Self::Dismiss => DecisionAction::Dismiss,
             Self::Refer => DecisionAction::Refer,
+            Self::Close(Disposition::AlreadyKnown) => DecisionAction::AlreadyKnown,
+            Self::Close(Disposition::CancerPathway) => DecisionAction::CancerPathway,
+            Self::Close(Disposition::NotAppropriate) => DecisionAction::NotAppropriate,
         }
     }
 
-    fn status(self) -> CaseStatus {
+    /// The case's status after it.
+    pub fn status(self) -> CaseStatus {
         match self {
             Self::Confirm { .. } => CaseStatus::Confirmed,
             Self::Dismiss => CaseStatus::Dismissed,
             Self::Refer => CaseStatus::Referred,
+            Self::Close(_) => CaseStatus::Closed,
+        }
+    }
+
+    /// The disposition it records, if it closes the case.
+    pub fn disposition(self) -> Option<Disposition> {
+        match self {
+            Self::Close(d) => Some(d),
+            _ => None,
         }
     }
 }
 
 /// A recorded decision's action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum DecisionAction {
     /// Confirmed by a nurse.
     Confirm,
-    /// Dismissed by a nurse.
+    /// Dismissed by a nurse (false positive).
     Dismiss,
-    /// Referred by a nurse.
+    /// Referred to a radiologist by a nurse.
     Refer,
+    /// Closed: already known or on treatment.
+    AlreadyKnown,
+    /// Closed: cancer pathway.
+    CancerPathway,
+    /// Closed: end of life or not appropriate.
+    NotAppropriate,
     /// The study was analysed again (by `system`).
     Reanalysed,
 }
 
 impl DecisionAction {
-    const ALL: [Self; 4] = [Self::Confirm, Self::Dismiss, Self::Refer, Self::Reanalysed];
+    /// Every action.
+    pub const ALL: [Self; 7] = [
+        Self::Confirm,
+        Self::Dismiss,
+        Self::Refer,
+        Self::AlreadyKnown,
+        Self::CancerPathway,
+        Self::NotAppropriate,
+        Self::Reanalysed,
+    ];
 
     /// The name stored and shown.
     pub fn as_str(self) -> &'static str {
@@ -223,12 +342,21 @@ impl DecisionAction {
             Self::Confirm => "confirm",
             Self::Dismiss => "dismiss",
             Self::Refer => "refer",
+            Self::AlreadyKnown => "already_known",
+            Self::CancerPathway => "cancer_pathway",
+            Self::NotAppropriate => "not_appropriate",
             Self::Reanalysed => "reanalysed",
         }
     }
 }
 
-/// One entry of a case's audit trail.
+impl fmt::Display for DecisionAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a case's audit trail: who, what, when, and the case before and after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRecord {
     /// Order among all decisions.
@@ -237,16 +365,24 @@ pub struct DecisionRecord {
     pub user: String,
     /// What.
     pub action: DecisionAction,
-    /// Confirmed grade.
+    /// Confirmed grade (after a confirm).
     pub grade: Option<GenantGrade>,
-    /// Confirmed level.
+    /// Confirmed level (after a confirm).
     pub level: Option<VertebraLevel>,
+    /// Disposition (after a closing action).
+    pub disposition: Option<Disposition>,
     /// Free text.
     pub note: Option<String>,
     /// Status before.
     pub previous_status: CaseStatus,
     /// Status after.
     pub new_status: CaseStatus,
+    /// Disposition before (when the case was closed).
+    pub previous_disposition: Option<Disposition>,
+    /// Confirmed grade before (when the case was confirmed).
+    pub previous_grade: Option<GenantGrade>,
+    /// Confirmed level before (when the case was confirmed).
+    pub previous_level: Option<VertebraLevel>,
     /// When.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -285,17 +421,34 @@ impl Decision {
     }
 }
 
-/// Columns of a case row, in [`summary`]'s order.
-const CASE_COLUMNS: &str = "study_instance_uid, patient_key, status, probability, max_grade, \
-     findings_json, study_date, created_at, updated_at, generation";
+/// Columns of a case row, in [`CaseRow::read`]'s order.
+const CASE_COLUMNS: &str = "study_instance_uid, case_number, patient_key, status, disposition, \
+     confirmed_grade, confirmed_level, probability, max_grade, findings_json, study_date, \
+     scanner, created_at, updated_at, generation";
 
 /// The day a case is filtered by: its study date, else the UTC day it was queued.
 const CASE_DAY: &str = "coalesce(study_date, strftime('%Y-%m-%d', created_at / 1000, 'unixepoch'))";
+
+/// The worklist's order: highest flagged grade, then probability, then newest.
+const PRIORITY: &str = "max_grade DESC, probability DESC, created_at DESC, study_instance_uid";
 
 impl Store {
     /// The worklist: cases matching `filter`, highest priority first (highest flagged grade,
     /// then probability, then newest).
     pub fn list_cases(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>> {
+        Ok(self
+            .list_cases_with_findings(filter)?
+            .into_iter()
+            .map(|(summary, _)| summary)
+            .collect())
+    }
+
+    /// [`list_cases`](Self::list_cases) with each case's findings (the web worklist shows
+    /// the study's facts and the patient's identity).
+    pub fn list_cases_with_findings(
+        &self,
+        filter: &CaseFilter,
+    ) -> Result<Vec<(CaseSummary, CaseFindings)>> {
         const OP: &str = "list cases";
         let sql = format!(
             "SELECT {CASE_COLUMNS} FROM cases
@@ -304,8 +457,9 @@ impl Store {
                AND (?3 IS NULL OR max_grade >= ?3)
                AND (?4 IS NULL OR {CASE_DAY} >= ?4)
                AND (?5 IS NULL OR {CASE_DAY} <= ?5)
-             ORDER BY max_grade DESC, probability DESC, created_at DESC, study_instance_uid
-             LIMIT ?6 OFFSET ?7"
+               AND (?6 IS NULL OR scanner = ?6)
+             ORDER BY {PRIORITY}
+             LIMIT ?7 OFFSET ?8"
         );
         let conn = self.lock();
         let mut stmt = conn.prepare(&sql).map_err(Error::sql(OP))?;
@@ -317,6 +471,7 @@ impl Store {
                     filter.min_grade.map(GenantGrade::number),
                     filter.from.map(format_date),
                     filter.to.map(format_date),
+                    filter.scanner.as_deref(),
                     filter.limit.map_or(-1, i64::from),
                     filter.offset.map_or(0, i64::from),
                 ],
@@ -324,7 +479,53 @@ impl Store {
             )
             .and_then(Iterator::collect::<rusqlite::Result<Vec<CaseRow>>>)
             .map_err(Error::sql(OP))?;
-        rows.into_iter().map(|row| Ok(row.parse()?.0)).collect()
+        rows.into_iter().map(CaseRow::parse).collect()
+    }
+
+    /// Every case of these patients (pseudonyms), in priority order: the worklist shows
+    /// what was already decided about a patient beside their open studies.
+    pub fn cases_of_patients(&self, patient_keys: &[String]) -> Result<Vec<CaseSummary>> {
+        const OP: &str = "list a patient's cases";
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {CASE_COLUMNS} FROM cases WHERE patient_key = ?1 ORDER BY {PRIORITY}"
+            ))
+            .map_err(Error::sql(OP))?;
+        let mut out = Vec::new();
+        for key in patient_keys {
+            let rows = stmt
+                .query_map([key], CaseRow::read)
+                .and_then(Iterator::collect::<rusqlite::Result<Vec<CaseRow>>>)
+                .map_err(Error::sql(OP))?;
+            for row in rows {
+                out.push(row.parse()?.0);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of cases in each status (every status listed, zeros included).
+    pub fn case_counts(&self) -> Result<BTreeMap<CaseStatus, u64>> {
+        const OP: &str = "count cases";
+        let conn = self.lock();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT status, count(*) FROM cases GROUP BY status")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(Error::sql(OP))?;
+        let mut counts: BTreeMap<_, _> = CaseStatus::ALL.into_iter().map(|s| (s, 0)).collect();
+        for (status, n) in rows {
+            counts.insert(parse_status("*", &status)?, n.unsigned_abs());
+        }
+        Ok(counts)
+    }
+
+    /// The scanners of the queued cases, sorted (the worklist's scanner filter).
+    pub fn scanners(&self) -> Result<Vec<String>> {
+        self.lock()
+            .prepare("SELECT DISTINCT scanner FROM cases WHERE scanner IS NOT NULL ORDER BY 1")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(Error::sql("list scanners"))
     }
 
     /// The case of `study` with its findings and decisions, if there is one.
@@ -333,12 +534,29 @@ impl Store {
         case_detail(&conn, study)
     }
 
+    /// The case numbered `case_number`, if there is one.
+    pub fn case_by_number(&self, case_number: i64) -> Result<Option<CaseDetail>> {
+        let conn = self.lock();
+        let study: Option<String> = conn
+            .query_row(
+                "SELECT study_instance_uid FROM cases WHERE case_number = ?1",
+                [case_number],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(Error::sql("find case by number"))?;
+        match study {
+            Some(study) => case_detail(&conn, &study),
+            None => Ok(None),
+        }
+    }
+
     /// Records a nurse's decision and returns the case as it now stands.
     pub fn decide(&self, study: &str, decision: &Decision) -> Result<CaseDetail> {
         const OP: &str = "record decision";
         let (user, note) = decision.validated().map_err(Error::InvalidDecision)?;
         let detail = self.write(OP, |tx, now| {
-            let previous = case_status(tx, study)?.ok_or_else(|| Error::NotFound {
+            let before = case_state(tx, study)?.ok_or_else(|| Error::NotFound {
                 study: study.to_owned(),
             })?;
             if study_state(tx, study)?.is_pending() {
@@ -346,39 +564,36 @@ impl Store {
                     study: study.to_owned(),
                 });
             }
-            let status = decision.action.status();
-            let (grade, level) = match decision.action {
-                Action::Confirm { grade, level } => (Some(grade.number()), Some(level.to_string())),
-                Action::Dismiss | Action::Refer => (None, None),
-            };
+            let after = CaseState::after(decision.action);
             tx.execute(
-                "UPDATE cases SET status = ?2, updated_at = ?3 WHERE study_instance_uid = ?1",
-                params![study, status.as_str(), now],
-            )
-            .map_err(Error::sql(OP))?;
-            tx.execute(
-                "INSERT INTO decisions (study_instance_uid, user, action, grade, level, note,
-                     previous_status, new_status, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "UPDATE cases SET status = ?2, disposition = ?3, confirmed_grade = ?4,
+                     confirmed_level = ?5, updated_at = ?6
+                 WHERE study_instance_uid = ?1",
                 params![
                     study,
-                    user,
-                    decision.action.kind().as_str(),
-                    grade,
-                    level,
-                    note,
-                    previous.as_str(),
-                    status.as_str(),
+                    after.status.as_str(),
+                    after.disposition.map(Disposition::as_str),
+                    after.grade.map(GenantGrade::number),
+                    after.level.map(|l| l.to_string()),
                     now
                 ],
             )
             .map_err(Error::sql(OP))?;
+            insert_decision(
+                tx,
+                study,
+                user,
+                decision.action.kind(),
+                (&before, &after),
+                note,
+                now,
+            )?;
             case_detail(tx, study)?.ok_or_else(|| Error::NotFound {
                 study: study.to_owned(),
             })
         })?;
         tracing::info!(
-            study,
+            case = detail.summary.case_number,
             action = decision.action.kind().as_str(),
             status = %detail.summary.status,
             "Case decided."
@@ -387,8 +602,77 @@ impl Store {
     }
 }
 
-/// Creates the case of a positive study, or gives an existing one (from an earlier
-/// generation) the new findings and re-opens it, recorded as a `reanalysed` decision.
+/// A case's state as a decision changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CaseState {
+    status: CaseStatus,
+    disposition: Option<Disposition>,
+    grade: Option<GenantGrade>,
+    level: Option<VertebraLevel>,
+}
+
+impl CaseState {
+    /// Open, nothing decided.
+    const OPEN: Self = Self {
+        status: CaseStatus::Open,
+        disposition: None,
+        grade: None,
+        level: None,
+    };
+
+    /// The state `action` leaves a case in.
+    fn after(action: Action) -> Self {
+        let (grade, level) = match action {
+            Action::Confirm { grade, level } => (Some(grade), Some(level)),
+            _ => (None, None),
+        };
+        Self {
+            status: action.status(),
+            disposition: action.disposition(),
+            grade,
+            level,
+        }
+    }
+}
+
+/// Appends one decision with the case's state before and after it.
+fn insert_decision(
+    tx: &Transaction<'_>,
+    study: &str,
+    user: &str,
+    action: DecisionAction,
+    (before, after): (&CaseState, &CaseState),
+    note: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO decisions (study_instance_uid, user, action, grade, level, disposition,
+             note, previous_status, new_status, previous_disposition, previous_grade,
+             previous_level, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            study,
+            user,
+            action.as_str(),
+            after.grade.map(GenantGrade::number),
+            after.level.map(|l| l.to_string()),
+            after.disposition.map(Disposition::as_str),
+            note,
+            before.status.as_str(),
+            after.status.as_str(),
+            before.disposition.map(Disposition::as_str),
+            before.grade.map(GenantGrade::number),
+            before.level.map(|l| l.to_string()),
+            now
+        ],
+    )
+    .map_err(Error::sql("record decision"))?;
+    Ok(())
+}
+
+/// Creates the case of a positive study (the next case number), or gives an existing one
+/// (from an earlier generation) the new findings and re-opens it, recorded as a
+/// `reanalysed` decision.
 pub(crate) fn upsert_case(
     tx: &Transaction<'_>,
     study: &str,
@@ -404,14 +688,18 @@ pub(crate) fn upsert_case(
     })?;
     let max_grade = findings.max_grade().number();
     let study_date = study_date.map(format_date);
+    let scanner = findings.study.as_ref().and_then(|s| s.scanner());
     match case_status(tx, study)? {
         None => {
+            // Cases are never deleted and writes are serialised (`BEGIN IMMEDIATE`), so the
+            // next number is one past the largest.
             tx.execute(
-                "INSERT INTO cases (study_instance_uid, patient_key, status, probability,
-                     max_grade, findings_json, model_version, execution_provider, study_date,
-                     generation, created_at, updated_at)
-                 SELECT study_instance_uid, patient_key, 'open', ?2, ?3, ?4, ?5, ?6, ?7, ?8,
-                     ?9, ?9
+                "INSERT INTO cases (study_instance_uid, case_number, patient_key, status,
+                     probability, max_grade, findings_json, model_version, execution_provider,
+                     study_date, scanner, generation, created_at, updated_at)
+                 SELECT study_instance_uid,
+                     (SELECT coalesce(max(case_number), 0) + 1 FROM cases),
+                     patient_key, 'open', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10
                  FROM studies WHERE study_instance_uid = ?1",
                 params![
                     study,
@@ -421,6 +709,7 @@ pub(crate) fn upsert_case(
                     findings.model_version,
                     findings.execution_provider,
                     study_date,
+                    scanner,
                     generation,
                     now
                 ],
@@ -428,10 +717,14 @@ pub(crate) fn upsert_case(
             .map_err(Error::sql(OP))?;
         }
         Some(previous) => {
+            let note = format!("re-analysis of generation {generation}: case re-opened");
+            append_system_decision(tx, study, previous, CaseStatus::Open, &note, now)?;
             tx.execute(
-                "UPDATE cases SET status = 'open', probability = ?2, max_grade = ?3,
+                "UPDATE cases SET status = 'open', disposition = NULL, confirmed_grade = NULL,
+                     confirmed_level = NULL, probability = ?2, max_grade = ?3,
                      findings_json = ?4, model_version = ?5, execution_provider = ?6,
-                     study_date = coalesce(?7, study_date), generation = ?8, updated_at = ?9
+                     study_date = coalesce(?7, study_date), scanner = coalesce(?8, scanner),
+                     generation = ?9, updated_at = ?10
                  WHERE study_instance_uid = ?1",
                 params![
                     study,
@@ -441,13 +734,12 @@ pub(crate) fn upsert_case(
                     findings.model_version,
                     findings.execution_provider,
                     study_date,
+                    scanner,
                     generation,
                     now
                 ],
             )
             .map_err(Error::sql(OP))?;
-            let note = format!("re-analysis of generation {generation}: case re-opened");
-            append_system_decision(tx, study, previous, CaseStatus::Open, &note, now)?;
         }
     }
     Ok(())
@@ -455,18 +747,36 @@ pub(crate) fn upsert_case(
 
 /// The case's status, if the study has a case.
 pub(crate) fn case_status(tx: &rusqlite::Connection, study: &str) -> Result<Option<CaseStatus>> {
-    let status: Option<String> = tx
+    Ok(case_state(tx, study)?.map(|s| s.status))
+}
+
+/// The case's status, disposition and confirmed grade and level, if the study has a case.
+fn case_state(conn: &rusqlite::Connection, study: &str) -> Result<Option<CaseState>> {
+    type Raw = (String, Option<String>, Option<u8>, Option<String>);
+    let raw: Option<Raw> = conn
         .query_row(
-            "SELECT status FROM cases WHERE study_instance_uid = ?1",
+            "SELECT status, disposition, confirmed_grade, confirmed_level
+             FROM cases WHERE study_instance_uid = ?1",
             [study],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()
         .map_err(Error::sql("read case status"))?;
-    status.map(|s| parse_status(study, &s)).transpose()
+    let Some((status, disposition, grade, level)) = raw else {
+        return Ok(None);
+    };
+    let corrupt = corrupt_in("cases", study);
+    Ok(Some(CaseState {
+        status: parse_status(study, &status)?,
+        disposition: parse_opt(disposition, &corrupt)?,
+        grade: parse_grade(grade, &corrupt)?,
+        level: parse_opt(level, &corrupt)?,
+    }))
 }
 
-/// Appends a decision by [`SYSTEM_USER`].
+/// Appends a decision by [`SYSTEM_USER`] (a re-analysis) that takes the case from
+/// `previous` to `status`; a case that keeps its status keeps its disposition and confirmed
+/// grade and level.
 pub(crate) fn append_system_decision(
     tx: &Transaction<'_>,
     study: &str,
@@ -475,21 +785,35 @@ pub(crate) fn append_system_decision(
     note: &str,
     now: i64,
 ) -> Result<()> {
-    tx.execute(
-        "INSERT INTO decisions (study_instance_uid, user, action, note, previous_status,
-             new_status, at)
-         VALUES (?1, ?2, 'reanalysed', ?3, ?4, ?5, ?6)",
-        params![
-            study,
-            SYSTEM_USER,
-            note,
-            previous.as_str(),
-            status.as_str(),
-            now
-        ],
+    let current = case_state(tx, study)?.unwrap_or(CaseState::OPEN);
+    let before = CaseState {
+        status: previous,
+        ..current
+    };
+    let after = if status == current.status {
+        current
+    } else {
+        CaseState {
+            status,
+            ..CaseState::OPEN
+        }
+    };
+    insert_decision(
+        tx,
+        study,
+        SYSTEM_USER,
+        DecisionAction::Reanalysed,
+        (&before, &after),
+        Some(note),
+        now,
     )
-    .map_err(Error::sql("record re-analysis"))?;
-    Ok(())
+    .map_err(|e| match e {
+        Error::Sql { source, .. } => Error::Sql {
+            operation: "record re-analysis",
+            source,
+        },
+        e => e,
+    })
 }
 
 fn study_state(conn: &rusqlite::Connection, study: &str) -> Result<StudyState> {
@@ -519,10 +843,9 @@ fn case_detail(conn: &rusqlite::Connection, study: &str) -> Result<Option<CaseDe
     let generation = row.generation;
     let (summary, findings) = row.parse()?;
     let rows: Vec<DecisionRow> = conn
-        .prepare(
-            "SELECT id, user, action, grade, level, note, previous_status, new_status, at
-             FROM decisions WHERE study_instance_uid = ?1 ORDER BY id",
-        )
+        .prepare(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE study_instance_uid = ?1 ORDER BY id"
+        ))
         .and_then(|mut s| s.query_map([study], DecisionRow::read)?.collect())
         .map_err(Error::sql(OP))?;
     let decisions = rows
@@ -539,42 +862,59 @@ fn case_detail(conn: &rusqlite::Connection, study: &str) -> Result<Option<CaseDe
 }
 
 /// A `cases` row as stored.
-struct CaseRow {
+pub(crate) struct CaseRow {
     study_instance_uid: String,
+    case_number: i64,
     patient_key: String,
     status: String,
+    disposition: Option<String>,
+    confirmed_grade: Option<u8>,
+    confirmed_level: Option<String>,
     probability: f64,
     max_grade: u8,
     findings_json: String,
     study_date: Option<String>,
+    scanner: Option<String>,
     created_at: i64,
     updated_at: i64,
     generation: i64,
 }
 
 impl CaseRow {
-    fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
+    /// The columns of [`CASE_COLUMNS`], prefixed by `alias.` when given.
+    pub(crate) fn columns(alias: &str) -> String {
+        CASE_COLUMNS
+            .split(", ")
+            .map(|c| format!("{alias}.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Reads the [`CASE_COLUMNS`] starting at column 0.
+    pub(crate) fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
             study_instance_uid: r.get(0)?,
-            patient_key: r.get(1)?,
-            status: r.get(2)?,
-            probability: r.get(3)?,
-            max_grade: r.get(4)?,
-            findings_json: r.get(5)?,
-            study_date: r.get(6)?,
-            created_at: r.get(7)?,
-            updated_at: r.get(8)?,
-            generation: r.get(9)?,
+            case_number: r.get(1)?,
+            patient_key: r.get(2)?,
+            status: r.get(3)?,
+            disposition: r.get(4)?,
+            confirmed_grade: r.get(5)?,
+            confirmed_level: r.get(6)?,
+            probability: r.get(7)?,
+            max_grade: r.get(8)?,
+            findings_json: r.get(9)?,
+            study_date: r.get(10)?,
+            scanner: r.get(11)?,
+            created_at: r.get(12)?,
+            updated_at: r.get(13)?,
+            generation: r.get(14)?,
         })
     }
 
-    fn parse(self) -> Result<(CaseSummary, CaseFindings)> {
-        let study = self.study_instance_uid.as_str();
-        let corrupt = |why: String| Error::Corrupt {
-            table: "cases",
-            study: study.to_owned(),
-            why,
-        };
+    pub(crate) fn parse(self) -> Result<(CaseSummary, CaseFindings)> {
+        let uid = self.study_instance_uid.clone();
+        let study = uid.as_str();
+        let corrupt = corrupt_in("cases", study);
         let findings: CaseFindings =
             serde_json::from_str(&self.findings_json).map_err(|e| corrupt(e.to_string()))?;
         let study_date = self
@@ -583,7 +923,12 @@ impl CaseRow {
             .map(|d| Date::parse(d, DATE_FORMAT).map_err(|e| corrupt(e.to_string())))
             .transpose()?;
         let summary = CaseSummary {
+            case_number: self.case_number,
             status: parse_status(study, &self.status)?,
+            disposition: parse_opt(self.disposition, &corrupt)?,
+            confirmed_grade: parse_grade(self.confirmed_grade, &corrupt)?,
+            confirmed_level: parse_opt(self.confirmed_level, &corrupt)?,
+            scanner: self.scanner,
             flagged: findings
                 .flagged()
                 .map(|v| FlaggedVertebra {
@@ -604,40 +949,53 @@ impl CaseRow {
     }
 }
 
+/// Columns of a decision row, in [`DecisionRow::read`]'s order.
+pub(crate) const DECISION_COLUMNS: &str = "id, user, action, grade, level, disposition, note, \
+     previous_status, new_status, previous_disposition, previous_grade, previous_level, at";
+
 /// A `decisions` row as stored.
-struct DecisionRow {
+pub(crate) struct DecisionRow {
     id: i64,
     user: String,
     action: String,
     grade: Option<u8>,
     level: Option<String>,
+    disposition: Option<String>,
     note: Option<String>,
     previous_status: String,
     new_status: String,
+    previous_disposition: Option<String>,
+    previous_grade: Option<u8>,
+    previous_level: Option<String>,
     at: i64,
 }
 
 impl DecisionRow {
-    fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
+    /// Reads the [`DECISION_COLUMNS`] starting at column `first`.
+    pub(crate) fn read_at(r: &Row<'_>, first: usize) -> rusqlite::Result<Self> {
         Ok(Self {
-            id: r.get(0)?,
-            user: r.get(1)?,
-            action: r.get(2)?,
-            grade: r.get(3)?,
-            level: r.get(4)?,
-            note: r.get(5)?,
-            previous_status: r.get(6)?,
-            new_status: r.get(7)?,
-            at: r.get(8)?,
+            id: r.get(first)?,
+            user: r.get(first + 1)?,
+            action: r.get(first + 2)?,
+            grade: r.get(first + 3)?,
+            level: r.get(first + 4)?,
+            disposition: r.get(first + 5)?,
+            note: r.get(first + 6)?,
+            previous_status: r.get(first + 7)?,
+            new_status: r.get(first + 8)?,
+            previous_disposition: r.get(first + 9)?,
+            previous_grade: r.get(first + 10)?,
+            previous_level: r.get(first + 11)?,
+            at: r.get(first + 12)?,
         })
     }
 
-    fn parse(self, study: &str) -> Result<DecisionRecord> {
-        let corrupt = |why: String| Error::Corrupt {
-            table: "decisions",
-            study: study.to_owned(),
-            why,
-        };
+    fn read(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::read_at(r, 0)
+    }
+
+    pub(crate) fn parse(self, study: &str) -> Result<DecisionRecord> {
+        let corrupt = corrupt_in("decisions", study);
         let action = DecisionAction::ALL
             .into_iter()
             .find(|a| a.as_str() == self.action)
@@ -646,22 +1004,51 @@ impl DecisionRow {
             id: self.id,
             user: self.user,
             action,
-            grade: self
-                .grade
-                .map(GenantGrade::try_from)
-                .transpose()
-                .map_err(|e| corrupt(e.to_string()))?,
-            level: self
-                .level
-                .map(|l| l.parse())
-                .transpose()
-                .map_err(|e: spinewatch_core::Error| corrupt(e.to_string()))?,
+            grade: parse_grade(self.grade, &corrupt)?,
+            level: parse_opt(self.level, &corrupt)?,
+            disposition: parse_opt(self.disposition, &corrupt)?,
             note: self.note,
             previous_status: parse_status(study, &self.previous_status)?,
             new_status: parse_status(study, &self.new_status)?,
+            previous_disposition: parse_opt(self.previous_disposition, &corrupt)?,
+            previous_grade: parse_grade(self.previous_grade, &corrupt)?,
+            previous_level: parse_opt(self.previous_level, &corrupt)?,
             at: from_millis(self.at),
         })
     }
+}
+
+/// Makes the [`Error::Corrupt`] of a row of `table` for `study`.
+fn corrupt_in<'a>(table: &'static str, study: &'a str) -> impl Fn(String) -> Error + 'a {
+    move |why| Error::Corrupt {
+        table,
+        study: study.to_owned(),
+        why,
+    }
+}
+
+/// Parses an optional stored value with its `FromStr`.
+fn parse_opt<T: FromStr>(
+    value: Option<String>,
+    corrupt: &impl Fn(String) -> Error,
+) -> Result<Option<T>>
+where
+    T::Err: fmt::Display,
+{
+    value
+        .map(|v| v.parse::<T>().map_err(|e| corrupt(format!("`{v}`: {e}"))))
+        .transpose()
+}
+
+/// Parses an optional stored grade.
+fn parse_grade(
+    value: Option<u8>,
+    corrupt: &impl Fn(String) -> Error,
+) -> Result<Option<GenantGrade>> {
+    value
+        .map(GenantGrade::try_from)
+        .transpose()
+        .map_err(|e| corrupt(e.to_string()))
 }
 
 /// `YYYY-MM-DD`.
@@ -679,7 +1066,7 @@ pub fn parse_date(text: &str) -> Result<Date, String> {
     Date::parse(text, DATE_FORMAT).map_err(|e| format!("`{text}` is not a YYYY-MM-DD date ({e})"))
 }
 
-fn parse_status(study: &str, s: &str) -> Result<CaseStatus> {
+pub(crate) fn parse_status(study: &str, s: &str) -> Result<CaseStatus> {
     s.parse().map_err(|why| Error::Corrupt {
         table: "cases",
         study: study.to_owned(),

@@ -14,13 +14,18 @@
 //! # Durability
 //!
 //! WAL journal with `synchronous = FULL`: a transaction that returned is on disk, so a crash
-//! or power cut loses no state change the pipeline acted on.
+//! or power cut loses no state change the pipeline acted on. One exception:
+//! [`Store::record_instance_unsynced`], the listener's per-instance row, commits without
+//! the WAL fsync. A process crash loses nothing (the WAL is in the page cache); a power cut
+//! can lose only the last such rows, never one a synced commit (completion, claim,
+//! outcome) came after, and `spinewatch serve` re-records them at start from the spool's
+//! fsynced files, which are the source of truth for instances (see its `serve/sink.rs`).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 use time::OffsetDateTime;
 
 use crate::clock::{Clock, SystemClock};
@@ -28,7 +33,10 @@ use crate::{Error, Result};
 
 /// Schema migrations, applied in order; migration `i` brings the file to
 /// `PRAGMA user_version = i + 1`. Append only: never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_journal_and_queue.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_journal_and_queue.sql"),
+    include_str!("migrations/0002_web_ui.sql"),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -87,10 +95,14 @@ impl Store {
         };
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        // Migrations rebuild tables, which needs foreign keys off (they are checked before
+        // each migration commits); they are on for everything else.
+        conn.pragma_update(None, "foreign_keys", false)
+            .map_err(open_err)?;
+        migrate(&mut conn)?;
         conn.pragma_update(None, "foreign_keys", true)
             .map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        migrate(&mut conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             clock: Arc::new(SystemClock),
@@ -139,6 +151,10 @@ impl Store {
 }
 
 /// Applies the migrations the file lacks, each in its own transaction with its version.
+///
+/// Foreign keys are off (the caller's job: the pragma is a no-op inside a transaction), so
+/// that a migration can rebuild a table others refer to; every reference is checked with
+/// `PRAGMA foreign_key_check` before the migration commits.
 fn migrate(conn: &mut Connection) -> Result<()> {
     let found: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -157,6 +173,19 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             .transaction_with_behavior(TransactionBehavior::Exclusive)
             .map_err(err)?;
         tx.execute_batch(sql).map_err(err)?;
+        let dangling: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(err)?;
+        if let Some(table) = dangling {
+            return Err(Error::Migrate {
+                version,
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+                    Some(format!("a row of {table} refers to a missing row")),
+                ),
+            });
+        }
         tx.pragma_update(None, "user_version", version as i64)
             .map_err(err)?;
         tx.commit().map_err(err)?;

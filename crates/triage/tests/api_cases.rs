@@ -1,5 +1,6 @@
 //! The queue's JSON API: the worklist contract, filters, priority order, decisions with
-//! their audit trail, and the error statuses.
+//! their audit trail (under the token's user), the dispositions, the error statuses, and
+//! authentication (bearer tokens, revocation, session cookies with their CSRF header).
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
@@ -18,8 +19,38 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::date;
 use tower::ServiceExt;
 
-async fn call(app: &Router, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let request = Request::builder().method(method).uri(uri);
+/// The API with the token of a nurse (`nurse.a`) that every [`Api::call`] sends.
+#[derive(Clone)]
+struct Api {
+    app: Router,
+    token: String,
+}
+
+impl Api {
+    fn new(store: &Store) -> Self {
+        Self {
+            token: common::api_token(store, "nurse.a"),
+            app: api::router(store.clone()),
+        }
+    }
+
+    async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let auth = format!("Bearer {}", self.token);
+        call_as(&self.app, &[("authorization", &auth)], method, uri, body).await
+    }
+}
+
+async fn call_as(
+    app: &Router,
+    headers: &[(&str, &str)],
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     let request = match body {
         Some(body) => request
             .header(header::CONTENT_TYPE, "application/json")
@@ -70,7 +101,7 @@ fn keys(v: &Value) -> Vec<&str> {
 /// - `1.3` grade 2, p 0.70, study 2025-03-01, queued before `1.4`
 /// - `1.4` grade 2, p 0.70, no study date (queued 2025-03-03)
 /// - `1.5` grade 1, p 0.60, study 2025-01-20
-fn worklist() -> (Store, ManualClock, Router) {
+fn worklist() -> (Store, ManualClock, Api) {
     let (store, clock) = common::store();
     let cases: [(&str, &[Vertebra], Option<time::Date>); 5] = [
         ("1.3", &[("L2", 2, 0.70)], Some(date!(2025 - 03 - 01))),
@@ -91,8 +122,8 @@ fn worklist() -> (Store, ManualClock, Router) {
         common::analyse(&store, &clock, uid, positive(vertebrae, study_date));
         clock.advance(Duration::from_secs(60));
     }
-    let app = api::router(store.clone());
-    (store, clock, app)
+    let api = Api::new(&store);
+    (store, clock, api)
 }
 
 #[tokio::test]
@@ -100,9 +131,9 @@ async fn open_cases_follow_the_contract() {
     let (store, clock) = common::store();
     let outcome = positive(&[("T12", 0, 0.10), ("L1", 2, 0.93)], None);
     common::analyse(&store, &clock, "1.2.3", outcome);
-    let app = api::router(store);
+    let app = Api::new(&store);
 
-    let (status, list) = call(&app, "GET", "/api/cases?status=open", None).await;
+    let (status, list) = app.call("GET", "/api/cases?status=open", None).await;
     assert_eq!(status, StatusCode::OK);
     let cases = list.as_array().unwrap();
     assert_eq!(cases.len(), 1);
@@ -135,7 +166,7 @@ async fn worklist_is_sorted_by_priority_and_filtered() {
     let list = |q: &'static str| {
         let app = app.clone();
         async move {
-            let (status, body) = call(&app, "GET", q, None).await;
+            let (status, body) = app.call("GET", q, None).await;
             assert_eq!(status, StatusCode::OK, "{q}: {body}");
             body
         }
@@ -170,14 +201,14 @@ async fn worklist_is_sorted_by_priority_and_filtered() {
     assert!(uids(&list("/api/cases?status=confirmed").await).is_empty());
 
     for bad in [
-        "/api/cases?status=closed",
+        "/api/cases?status=shut",
         "/api/cases?grade=4",
         "/api/cases?grade=two",
         "/api/cases?from=2025-13-01",
         "/api/cases?from=2025-03-02&to=2025-03-01",
         "/api/cases?stauts=open",
     ] {
-        let (status, body) = call(&app, "GET", bad, None).await;
+        let (status, body) = app.call("GET", bad, None).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(keys(&body), ["error"], "{bad}: {body}");
     }
@@ -185,16 +216,22 @@ async fn worklist_is_sorted_by_priority_and_filtered() {
 
 #[tokio::test]
 async fn decisions_change_status_and_are_audited() {
-    let (_store, clock, app) = worklist();
+    let (store, clock, app) = worklist();
+    let nurse_b = Api {
+        token: common::api_token(&store, "nurse.b"),
+        ..app.clone()
+    };
     let at = |clock: &ManualClock| {
         use spinewatch_triage::Clock;
         clock.now().format(&Rfc3339).unwrap()
     };
 
-    let body = json!({"user": "nurse.a", "grade": 2, "level": "L3", "note": "wedge"});
-    let (status, case) = call(&app, "POST", "/api/cases/1.2/confirm", Some(body)).await;
+    let body = json!({"grade": 2, "level": "L3", "note": "wedge"});
+    let (status, case) = app.call("POST", "/api/cases/1.2/confirm", Some(body)).await;
     assert_eq!(status, StatusCode::OK, "{case}");
     assert_eq!(case["status"], "confirmed");
+    assert_eq!(case["confirmed_grade"], 2);
+    assert_eq!(case["confirmed_level"], "L3");
     assert_eq!(
         case["decisions"],
         json!([{
@@ -203,35 +240,52 @@ async fn decisions_change_status_and_are_audited() {
             "action": "confirm",
             "grade": 2,
             "level": "L3",
+            "disposition": null,
             "note": "wedge",
             "previous_status": "open",
             "new_status": "confirmed",
+            "previous_disposition": null,
+            "previous_grade": null,
+            "previous_level": null,
             "at": at(&clock),
         }])
     );
 
     clock.advance(Duration::from_secs(5));
-    let (status, case) = call(
-        &app,
-        "POST",
-        "/api/cases/1.2/refer",
-        Some(json!({"user": "nurse.b"})),
-    )
-    .await;
+    let (status, case) = nurse_b
+        .call("POST", "/api/cases/1.2/refer", Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::OK, "{case}");
     assert_eq!(case["status"], "referred");
+    assert_eq!(case["confirmed_grade"], Value::Null);
+    // The before of the referral is the confirm it replaced.
+    let referral = &case["decisions"][1];
+    assert_eq!(referral["user"], "nurse.b");
+    assert_eq!(referral["previous_grade"], 2);
+    assert_eq!(referral["previous_level"], "L3");
 
     clock.advance(Duration::from_secs(5));
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/api/cases/1.5/dismiss",
-        Some(json!({"user": "nurse.a", "note": "old, known"})),
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            "POST",
+            "/api/cases/1.5/dismiss",
+            Some(json!({"note": "old, known"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, detail) = call(&app, "GET", "/api/cases/1.2", None).await;
+    // The FLS dispositions close a case, each with its reason.
+    for (uid, action) in [("1.3", "already_known"), ("1.4", "cancer_pathway")] {
+        let uri = format!("/api/cases/{uid}/{action}");
+        let (status, case) = app.call("POST", &uri, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {case}");
+        assert_eq!(case["status"], "closed");
+        assert_eq!(case["disposition"], action);
+        assert_eq!(case["decisions"][0]["action"], action);
+        assert_eq!(case["decisions"][0]["disposition"], action);
+    }
+
+    let (status, detail) = app.call("GET", "/api/cases/1.2", None).await;
     assert_eq!(status, StatusCode::OK);
     let trail: Vec<_> = detail["decisions"]
         .as_array()
@@ -261,10 +315,12 @@ async fn decisions_change_status_and_are_audited() {
     assert_eq!(detail["findings"]["key_images"], json!(["key/L1.png"]));
     assert_eq!(detail["findings"]["vertebrae"][1]["label"], "L4");
 
-    let (_, open) = call(&app, "GET", "/api/cases?status=open", None).await;
-    assert_eq!(uids(&open), ["1.1", "1.4", "1.3"]);
-    let (_, dismissed) = call(&app, "GET", "/api/cases?status=dismissed", None).await;
+    let (_, open) = app.call("GET", "/api/cases?status=open", None).await;
+    assert_eq!(uids(&open), ["1.1"]);
+    let (_, dismissed) = app.call("GET", "/api/cases?status=dismissed", None).await;
     assert_eq!(uids(&dismissed), ["1.5"]);
+    let (_, closed) = app.call("GET", "/api/cases?status=closed", None).await;
+    assert_eq!(uids(&closed), ["1.4", "1.3"]);
 }
 
 #[tokio::test]
@@ -275,58 +331,169 @@ async fn errors_are_json_with_the_right_status() {
         (
             "POST",
             "/api/cases/9.9.9/dismiss",
-            Some(json!({"user": "nurse.a"})),
+            Some(json!({})),
             StatusCode::NOT_FOUND,
         ),
         (
             "POST",
+            "/api/cases/1.1/shelve",
+            Some(json!({})),
+            StatusCode::NOT_FOUND,
+        ),
+        // The user comes from the token, never from the body.
+        (
+            "POST",
             "/api/cases/1.1/dismiss",
-            Some(json!({"user": "  "})),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            "POST",
-            "/api/cases/1.1/refer",
-            Some(json!({"note": "no user"})),
+            Some(json!({"user": "someone.else"})),
             StatusCode::BAD_REQUEST,
         ),
         (
             "POST",
             "/api/cases/1.1/confirm",
-            Some(json!({"user": "nurse.a", "grade": 0, "level": "L1"})),
+            Some(json!({"grade": 0, "level": "L1"})),
             StatusCode::BAD_REQUEST,
         ),
         (
             "POST",
             "/api/cases/1.1/confirm",
-            Some(json!({"user": "nurse.a", "grade": 2, "level": "L9"})),
+            Some(json!({"grade": 2, "level": "L9"})),
             StatusCode::BAD_REQUEST,
         ),
         (
             "POST",
             "/api/cases/1.1/confirm",
-            Some(json!({"user": "nurse.a", "grade": 5, "level": "L1"})),
+            Some(json!({"grade": 5, "level": "L1"})),
             StatusCode::BAD_REQUEST,
         ),
     ];
     for (method, uri, body, expected) in cases {
-        let (status, json) = call(&app, method, uri, body.clone()).await;
+        let (status, json) = app.call(method, uri, body.clone()).await;
         assert_eq!(status, expected, "{method} {uri} {body:?}: {json}");
         assert_eq!(keys(&json), ["error"], "{json}");
         assert!(!json["error"].as_str().unwrap().is_empty());
     }
-    let (_, case) = call(&app, "GET", "/api/cases/1.1", None).await;
+    let (_, case) = app.call("GET", "/api/cases/1.1", None).await;
     assert!(case["decisions"].as_array().unwrap().is_empty());
 
     // A late instance re-opens the study: decisions wait for the new findings.
     store.record_instance(&instance("1.1", 7)).unwrap();
-    let (status, json) = call(
-        &app,
-        "POST",
-        "/api/cases/1.1/dismiss",
-        Some(json!({"user": "nurse.a"})),
-    )
-    .await;
+    let (status, json) = app
+        .call("POST", "/api/cases/1.1/dismiss", Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{json}");
     assert_eq!(keys(&json), ["error"]);
+}
+
+#[tokio::test]
+async fn every_route_needs_a_live_token_or_a_session_with_its_csrf_token() {
+    let (store, _clock, app) = worklist();
+    let routes = [
+        ("GET", "/api/cases", None),
+        ("GET", "/api/cases/1.1", None),
+        ("POST", "/api/cases/1.1/dismiss", Some(json!({}))),
+        (
+            "POST",
+            "/api/cases/1.1/confirm",
+            Some(json!({"grade": 2, "level": "L1"})),
+        ),
+    ];
+    let wrong = format!("Bearer swt_{}", "0".repeat(64));
+    for headers in [
+        vec![],
+        vec![("authorization", wrong.as_str())],
+        vec![("authorization", "Basic bnVyc2U6cGFzc3dvcmQ=")],
+        vec![("cookie", "spinewatch_session=0123")],
+    ] {
+        for (method, uri, body) in &routes {
+            let (status, json) = call_as(&app.app, &headers, method, uri, body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} {headers:?}"
+            );
+            assert_eq!(keys(&json), ["error"], "{json}");
+        }
+    }
+    // Nothing was decided.
+    let (_, case) = app.call("GET", "/api/cases/1.1", None).await;
+    assert!(case["decisions"].as_array().unwrap().is_empty());
+
+    // Stored hashed: the token itself is nowhere in the database's tokens.
+    let listed = store.tokens().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(!format!("{listed:?}").contains(&app.token));
+
+    // A revoked token is refused.
+    assert!(store.revoke_token(listed[0].id).unwrap());
+    let (status, _) = app.call("GET", "/api/cases", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!store.revoke_token(listed[0].id).unwrap());
+
+    // A disabled user's token is refused too.
+    let b = common::api_token(&store, "nurse.b");
+    let auth_b = format!("Bearer {b}");
+    let (status, _) = call_as(
+        &app.app,
+        &[("authorization", &auth_b)],
+        "GET",
+        "/api/cases",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    store.disable_user("nurse.b").unwrap();
+    let (status, _) = call_as(
+        &app.app,
+        &[("authorization", &auth_b)],
+        "GET",
+        "/api/cases",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A session cookie reads; it decides only with its CSRF token in the header.
+    let c = store
+        .add_user(
+            "nurse.c",
+            spinewatch_triage::Role::Nurse,
+            "$argon2id$placeholder",
+        )
+        .unwrap();
+    let limits = spinewatch_triage::SessionLimits {
+        idle: Duration::from_secs(600),
+        max: Duration::from_secs(3600),
+    };
+    let session = store.create_session(c.id, limits).unwrap();
+    let cookie = format!("spinewatch_session={}", session.token);
+    let (status, _) = call_as(&app.app, &[("cookie", &cookie)], "GET", "/api/cases", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let dismiss = Some(json!({}));
+    for csrf in [None, Some("not-the-token")] {
+        let mut headers = vec![("cookie", cookie.as_str())];
+        headers.extend(csrf.map(|t| ("x-csrf-token", t)));
+        let (status, json) = call_as(
+            &app.app,
+            &headers,
+            "POST",
+            "/api/cases/1.1/dismiss",
+            dismiss.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{csrf:?}: {json}");
+    }
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("x-csrf-token", session.csrf_token.as_str()),
+    ];
+    let (status, case) = call_as(
+        &app.app,
+        &headers,
+        "POST",
+        "/api/cases/1.1/dismiss",
+        dismiss,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{case}");
+    assert_eq!(case["decisions"][0]["user"], "nurse.c");
 }

@@ -99,3 +99,107 @@ fn journal_and_decisions_are_append_only() {
     assert_eq!(store.journal("1.2.3").unwrap().len(), 5);
     assert_eq!(store.case("1.2.3").unwrap().unwrap().decisions.len(), 1);
 }
+
+/// A file at schema version 1 (issue 5) with a confirmed and an open case is brought to
+/// version 2: rows kept, cases numbered in queue order, the confirmed grade and level read
+/// from the confirm, the audit trail kept and still append-only.
+#[test]
+fn version_1_file_is_migrated_with_its_cases_and_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.sqlite3");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(include_str!("../src/migrations/0001_journal_and_queue.sql"))
+            .unwrap();
+        raw.pragma_update(None, "user_version", 1).unwrap();
+        let findings_json = serde_json::to_string(&findings(vec![vertebra("L1", 2, 0.9)])).unwrap();
+        for (uid, status, at) in [("2.2", "open", 2000), ("1.1", "confirmed", 1000)] {
+            raw.execute(
+                "INSERT INTO studies (study_instance_uid, patient_key, state, generation,
+                     first_instance_at, last_instance_at, created_at, updated_at)
+                 VALUES (?1, 'k', 'queued', 1, ?2, ?2, ?2, ?2)",
+                rusqlite::params![uid, at],
+            )
+            .unwrap();
+            raw.execute(
+                "INSERT INTO cases (study_instance_uid, patient_key, status, probability,
+                     max_grade, findings_json, model_version, execution_provider, generation,
+                     created_at, updated_at)
+                 VALUES (?1, 'k', ?2, 0.9, 2, ?3, 'm 1', 'cpu', 1, ?4, ?4)",
+                rusqlite::params![uid, status, findings_json, at],
+            )
+            .unwrap();
+        }
+        raw.execute(
+            "INSERT INTO decisions (study_instance_uid, user, action, grade, level, note,
+                 previous_status, new_status, at)
+             VALUES ('1.1', 'nurse.a', 'confirm', 3, 'L1', 'n', 'open', 'confirmed', 1500)",
+            [],
+        )
+        .unwrap();
+    }
+
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION as i64);
+    let first = store.case("1.1").unwrap().unwrap();
+    let second = store.case("2.2").unwrap().unwrap();
+    assert_eq!(first.summary.case_number, 1);
+    assert_eq!(second.summary.case_number, 2);
+    assert_eq!(first.summary.status, CaseStatus::Confirmed);
+    assert_eq!(first.summary.confirmed_grade.map(|g| g.number()), Some(3));
+    assert_eq!(
+        first.summary.confirmed_level.map(|l| l.to_string()),
+        Some("L1".into())
+    );
+    assert_eq!(first.decisions.len(), 1);
+    assert_eq!(first.decisions[0].user, "nurse.a");
+    assert_eq!(first.decisions[0].note.as_deref(), Some("n"));
+    assert_eq!(
+        store
+            .case_by_number(2)
+            .unwrap()
+            .unwrap()
+            .summary
+            .study_instance_uid,
+        "2.2"
+    );
+    drop(store);
+
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let err = raw.execute("DELETE FROM decisions", []).unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    // The widened checks hold: `closed` needs a disposition.
+    let err = raw
+        .execute(
+            "UPDATE cases SET status = 'closed' WHERE study_instance_uid = '2.2'",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("CHECK"), "{err}");
+}
+
+/// New cases take the next number; a re-analysis keeps it.
+#[test]
+fn case_numbers_are_assigned_in_order_and_kept() {
+    let (store, clock) = common::store();
+    for uid in ["9.1", "9.2", "9.3"] {
+        let positive = Outcome::Positive {
+            findings: findings(vec![vertebra("L1", 2, 0.93)]),
+            study_date: None,
+        };
+        common::analyse(&store, &clock, uid, positive);
+    }
+    let numbers = |store: &Store| -> Vec<i64> {
+        ["9.1", "9.2", "9.3"]
+            .iter()
+            .map(|uid| store.case(uid).unwrap().unwrap().summary.case_number)
+            .collect()
+    };
+    assert_eq!(numbers(&store), [1, 2, 3]);
+    let again = Outcome::Positive {
+        findings: findings(vec![vertebra("L2", 3, 0.99)]),
+        study_date: None,
+    };
+    common::analyse(&store, &clock, "9.2", again);
+    assert_eq!(numbers(&store), [1, 2, 3]);
+}

@@ -1,4 +1,9 @@
-//! Header-only reading: every attribute selection and geometry need, without the pixels.
+//! Header-only reading: every attribute selection and geometry need, and what the nurses'
+//! case page shows of the study and the patient, without the pixels.
+//!
+//! The patient's identifiers (PatientID, PatientName, PatientBirthDate) and the
+//! AccessionNumber are held as [`Phi`], whose `Debug` is redacted: a `{:?}` of a header
+//! (a `tracing` field, a panic message, an assertion) cannot leak them.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -56,10 +61,66 @@ pub struct InstanceHeader {
     pub gantry_tilt_deg: Option<f64>,
     /// PatientAge as written (`nnnY`, `nnnM`, `nnnW`, `nnnD`).
     pub patient_age: Option<String>,
-    /// PatientBirthDate (`YYYYMMDD`).
-    pub patient_birth_date: Option<String>,
+    /// PatientBirthDate (0010,0030), `YYYYMMDD`.
+    pub patient_birth_date: Option<Phi>,
+    /// PatientID (0010,0020).
+    pub patient_id: Option<Phi>,
+    /// PatientName (0010,0010), DICOM PN as stored (`Family^Given^Middle^Prefix^Suffix`).
+    pub patient_name: Option<Phi>,
+    /// PatientSex (0010,0040): `M`, `F` or `O`.
+    pub patient_sex: Option<String>,
     /// StudyDate (`YYYYMMDD`).
     pub study_date: Option<String>,
+    /// AccessionNumber (0008,0050): it names the patient's order in the RIS.
+    pub accession_number: Option<Phi>,
+    /// StudyDescription (0008,1030).
+    pub study_description: Option<String>,
+    /// Manufacturer (0008,0070).
+    pub manufacturer: Option<String>,
+    /// ManufacturerModelName (0008,1090).
+    pub manufacturer_model_name: Option<String>,
+    /// StationName (0008,1010).
+    pub station_name: Option<String>,
+    /// InstitutionName (0008,0080).
+    pub institution_name: Option<String>,
+}
+
+/// A value that identifies a patient (an ID, a name, a birth date, an accession number).
+/// Its `Debug` shows no part of it and it has no `Display`, so it reaches a log only by an
+/// explicit [`Phi::as_str`] (or deref), which the code that shows it to a signed-in nurse
+/// calls.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Phi(String);
+
+impl Phi {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the people allowed to see it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value, owned.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Phi {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Phi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// CT Image Storage.
@@ -223,8 +284,17 @@ pub fn read(path: &Path) -> Result<InstanceHeader> {
         gantry_tilt_deg: floats(&obj, tags::GANTRY_DETECTOR_TILT, path, "GantryDetectorTilt")?
             .and_then(|v| v.first().copied()),
         patient_age: text(&obj, tags::PATIENT_AGE),
-        patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
+        patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE).map(Phi),
+        patient_id: text(&obj, tags::PATIENT_ID).map(Phi),
+        patient_name: text(&obj, tags::PATIENT_NAME).map(Phi),
+        patient_sex: text(&obj, tags::PATIENT_SEX),
         study_date: text(&obj, tags::STUDY_DATE),
+        accession_number: text(&obj, tags::ACCESSION_NUMBER).map(Phi),
+        study_description: text(&obj, tags::STUDY_DESCRIPTION),
+        manufacturer: text(&obj, tags::MANUFACTURER),
+        manufacturer_model_name: text(&obj, tags::MANUFACTURER_MODEL_NAME),
+        station_name: text(&obj, tags::STATION_NAME),
+        institution_name: text(&obj, tags::INSTITUTION_NAME),
     })
 }
 
@@ -285,4 +355,87 @@ pub fn scan(paths: &[PathBuf]) -> Result<Scan> {
         }
     }
     Ok(scan)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::uids;
+    use dicom_object::InMemDicomObject;
+    use dicom_object::meta::FileMetaTableBuilder;
+
+    use super::*;
+
+    const PATIENT_ID: &str = "PID-83311";
+    const PATIENT_NAME: &str = "DOE^JANE";
+    const BIRTH_DATE: &str = "19540312";
+    const ACCESSION: &str = "ACC-20261121-7";
+
+    /// A CT header (no pixels) with the case page's attributes, some padded as DICOM pads
+    /// them.
+    fn write_ct(path: &Path) {
+        let mut obj = InMemDicomObject::new_empty();
+        let mut put = |tag, vr, value: &str| {
+            obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+        };
+        put(tags::SOP_CLASS_UID, VR::UI, CT_IMAGE_STORAGE);
+        put(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5");
+        put(tags::MODALITY, VR::CS, "CT");
+        put(tags::PATIENT_ID, VR::LO, PATIENT_ID);
+        put(tags::PATIENT_NAME, VR::PN, PATIENT_NAME);
+        put(tags::PATIENT_BIRTH_DATE, VR::DA, BIRTH_DATE);
+        put(tags::PATIENT_SEX, VR::CS, "F ");
+        put(tags::ACCESSION_NUMBER, VR::SH, ACCESSION);
+        put(tags::STUDY_DESCRIPTION, VR::LO, "CT CHEST ABDOMEN");
+        put(tags::MANUFACTURER, VR::LO, "ACME Medical ");
+        put(tags::MANUFACTURER_MODEL_NAME, VR::LO, "Tomo 64");
+        put(tags::STATION_NAME, VR::SH, "CT01");
+        put(tags::INSTITUTION_NAME, VR::LO, "General Hospital");
+        put(tags::STUDY_DATE, VR::DA, "20261121");
+        obj.with_meta(
+            FileMetaTableBuilder::new()
+                .media_storage_sop_class_uid(CT_IMAGE_STORAGE)
+                .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN),
+        )
+        .unwrap()
+        .write_to_file(path)
+        .unwrap();
+    }
+
+    #[test]
+    fn case_page_attributes_are_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ct.dcm");
+        write_ct(&path);
+        let h = read(&path).unwrap();
+        assert_eq!(h.patient_id.as_deref(), Some(PATIENT_ID));
+        assert_eq!(h.patient_name.as_deref(), Some(PATIENT_NAME));
+        assert_eq!(h.patient_birth_date.as_deref(), Some(BIRTH_DATE));
+        assert_eq!(h.patient_sex.as_deref(), Some("F"));
+        assert_eq!(h.accession_number.as_deref(), Some(ACCESSION));
+        assert_eq!(h.study_description.as_deref(), Some("CT CHEST ABDOMEN"));
+        assert_eq!(h.manufacturer.as_deref(), Some("ACME Medical"));
+        assert_eq!(h.manufacturer_model_name.as_deref(), Some("Tomo 64"));
+        assert_eq!(h.station_name.as_deref(), Some("CT01"));
+        assert_eq!(h.institution_name.as_deref(), Some("General Hospital"));
+        // Absent attributes stay absent.
+        assert_eq!(h.patient_age, None);
+        assert_eq!(h.convolution_kernel, None);
+    }
+
+    #[test]
+    fn debug_of_a_header_shows_no_patient_identifier() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ct.dcm");
+        write_ct(&path);
+        let h = read(&path).unwrap();
+        let shown = format!("{h:?} {h:#?}");
+        for phi in [PATIENT_ID, PATIENT_NAME, "DOE", BIRTH_DATE, ACCESSION] {
+            assert!(!shown.contains(phi), "`{phi}` in {shown}");
+        }
+        // The fields are there, redacted; what is not an identifier is shown.
+        assert!(shown.contains("patient_id: Some(<redacted>)"), "{shown}");
+        assert!(shown.contains("General Hospital"), "{shown}");
+    }
 }

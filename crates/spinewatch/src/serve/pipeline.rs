@@ -9,7 +9,7 @@
 //! `received` in the journal (durable) rather than in memory, and the backlog gauge rises
 //! until ingest refuses instances with 0xA700.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,19 +17,23 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use spinewatch_infer::model::Model;
 use spinewatch_infer::{StudyFindings, detect};
-use spinewatch_triage::findings::CaseFindings;
+use spinewatch_triage::findings::{
+    BONE_KEY_IMAGE, CaseFindings, PatientFacts, SOFT_TISSUE_KEY_IMAGE, StudyFacts,
+};
 use spinewatch_triage::{Outcome, Store, StudyToAnalyse};
-use spinewatch_volume::InstanceHeader;
 use spinewatch_volume::analyse::{self, Analysis, NotAnalysable};
 use spinewatch_volume::eligibility;
 use spinewatch_volume::reformat::{self, ReformatManifest};
 use spinewatch_volume::select::{Rejection, SelectRules};
+use spinewatch_volume::spine::Spine;
+use spinewatch_volume::{HuVolume, InstanceHeader, SortedSeries};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::telemetry;
 use crate::config::UnknownAgePolicy;
+use crate::render::{self, Window};
 
 /// How often the scheduler looks for complete studies.
 const TICK: Duration = Duration::from_millis(500);
@@ -350,14 +354,19 @@ impl Analyser {
             return Outcome::Negative;
         }
         let flagged: Vec<bool> = findings.vertebrae.iter().map(|v| v.flagged).collect();
-        let key_images = self.key_image(&study.study_instance_uid, &analysis, &flagged);
-        let study_date = analysis
-            .series()
+        let key_images = match (&analysis.volume, &analysis.spine) {
+            (Some(volume), Some(spine)) => {
+                self.key_images(&study.study_instance_uid, volume, spine, &flagged)
+            }
+            _ => Vec::new(),
+        };
+        let series = analysis.series();
+        let study_date = series
             .and_then(|s| s.slices.first())
             .and_then(|h| h.study_date.as_deref())
             .and_then(parse_da);
         Outcome::Positive {
-            findings: case_findings(&findings, key_images),
+            findings: case_findings(&findings, key_images, series),
             study_date,
         }
     }
@@ -382,35 +391,64 @@ impl Analyser {
         eligibility::check_with(h, self.settings.min_age_years, analyse_unknown).reason()
     }
 
-    /// Renders the sagittal reformat with the located vertebrae marked and the flagged
-    /// ones boxed in red; its path relative to the data directory, or nothing when it
-    /// could not be written.
-    fn key_image(&self, study_uid: &str, analysis: &Analysis, flagged: &[bool]) -> Vec<String> {
-        let (Some(volume), Some(spine)) = (&analysis.volume, &analysis.spine) else {
-            return Vec::new();
-        };
-        let relative = super::key_image_path(study_uid);
+    /// Writes the key images of a positive study ([`write_key_images`]) below the data
+    /// directory; none when it has no parent.
+    fn key_images(
+        &self,
+        study_uid: &str,
+        volume: &HuVolume,
+        spine: &Spine,
+        flagged: &[bool],
+    ) -> Vec<String> {
         let Some(data_dir) = self.settings.images_dir.parent() else {
             return Vec::new();
         };
-        let path = data_dir.join(&relative);
-        let written = path
-            .parent()
-            .map(std::fs::create_dir_all)
-            .transpose()
-            .map_err(anyhow::Error::from)
-            .and_then(|_| {
-                let r = reformat::sagittal(volume, spine, &ReformatManifest::default());
-                crate::render::sagittal_png(&r, spine, flagged, &path)
-            });
-        match written {
-            Ok(()) => vec![relative.to_string_lossy().into_owned()],
+        write_key_images(data_dir, study_uid, volume, spine, flagged)
+    }
+}
+
+/// The key image file of `window` ([`BONE_KEY_IMAGE`], [`SOFT_TISSUE_KEY_IMAGE`]).
+fn key_image_name(window: Window) -> &'static str {
+    match window {
+        Window::Bone => BONE_KEY_IMAGE,
+        Window::SoftTissue => SOFT_TISSUE_KEY_IMAGE,
+    }
+}
+
+/// Renders the sagittal reformat (computed once) in every window, the located vertebrae
+/// marked and the flagged ones boxed in red, to `images/<study key>/<file>` below
+/// `data_dir`; returns the paths written, relative to `data_dir`, the bone window's
+/// first. One that could not be written is left out (and logged).
+fn write_key_images(
+    data_dir: &Path,
+    study_uid: &str,
+    volume: &HuVolume,
+    spine: &Spine,
+    flagged: &[bool],
+) -> Vec<String> {
+    let bone = super::key_image_path(study_uid);
+    if let Some(dir) = bone.parent().map(|d| data_dir.join(d))
+        && let Err(e) = std::fs::create_dir_all(&dir)
+    {
+        tracing::warn!(error = %e, "could not create the key image folder");
+        return Vec::new();
+    }
+    let r = reformat::sagittal(volume, spine, &ReformatManifest::default());
+    let mut written = Vec::new();
+    for window in Window::ALL {
+        let relative = bone.with_file_name(key_image_name(window));
+        match render::sagittal_png(&r, spine, flagged, window, &data_dir.join(&relative)) {
+            Ok(()) => written.push(relative.to_string_lossy().into_owned()),
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "could not write the key image");
-                Vec::new()
+                tracing::warn!(
+                    window = ?window,
+                    error = %format!("{e:#}"),
+                    "could not write a key image"
+                );
             }
         }
     }
+    written
 }
 
 /// The reason key (`snake_case`, a metrics label) of a not-analysable verdict.
@@ -433,23 +471,258 @@ fn parse_da(s: &str) -> Option<time::Date> {
     time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()
 }
 
-/// The queue's record of the findings.
-fn case_findings(f: &StudyFindings, key_images: Vec<String>) -> CaseFindings {
+/// The queue's record of the findings, with the facts of the series analysed.
+fn case_findings(
+    f: &StudyFindings,
+    key_images: Vec<String>,
+    series: Option<&SortedSeries>,
+) -> CaseFindings {
+    // The series and the header eligibility was decided on.
+    let analysed = series.and_then(|s| Some((s, s.slices.first()?)));
     CaseFindings {
         model_version: f.model_version.clone(),
         execution_provider: f.execution_provider.config_name().to_owned(),
         probability: f.probability,
         vertebrae: f.vertebrae.clone(),
         key_images,
-        study: None,
-        patient: None,
+        study: analysed.map(|(s, h)| study_facts(s, h)),
+        patient: analysed.map(|(_, h)| patient_facts(h)),
+    }
+}
+
+/// The study's facts from the series analysed: `h`, the header of its first slice, its
+/// geometry, and the age eligibility read from `h` ([`eligibility::age`]).
+fn study_facts(series: &SortedSeries, h: &InstanceHeader) -> StudyFacts {
+    StudyFacts {
+        accession_number: h.accession_number.as_deref().map(str::to_owned),
+        study_description: h.study_description.clone(),
+        manufacturer: h.manufacturer.clone(),
+        scanner_model: h.manufacturer_model_name.clone(),
+        station_name: h.station_name.clone(),
+        institution: h.institution_name.clone(),
+        series_number: h.series_number,
+        series_description: h.series_description.clone(),
+        slices: series.slices.len(),
+        spacing_mm: series.spacing_mm,
+        convolution_kernel: h.convolution_kernel.clone(),
+        patient_age_years: eligibility::age(h).map(|(years, _)| years),
+    }
+}
+
+/// The patient's identifiers from a header: the birth date as `YYYY-MM-DD` (none when it
+/// is not a valid DA), the sex only when it is one of DICOM's `M`, `F`, `O`.
+fn patient_facts(h: &InstanceHeader) -> PatientFacts {
+    PatientFacts {
+        id: h.patient_id.as_deref().map(str::to_owned),
+        name: h.patient_name.as_deref().map(str::to_owned),
+        birth_date: h
+            .patient_birth_date
+            .as_deref()
+            .and_then(parse_da)
+            .map(|d| format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())),
+        sex: h
+            .patient_sex
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .filter(|s| matches!(s.as_str(), "M" | "F" | "O")),
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
+    use spinewatch_core::VertebraLevel;
+    use spinewatch_core::truth::{GroundTruth, SeriesRole};
+    use spinewatch_testkit::synth::spec::Coverage;
+    use spinewatch_testkit::synth::{self, FractureSpec, SynthSpec};
+    use spinewatch_volume::eligibility::age_from_dates;
+
     use super::*;
+
+    /// What a small synthetic study (T12-L2, 256 x 256 at 1.5 mm, 2 mm slices, as the
+    /// serve tests push) of a 72-year-old with an L1 grade 2 wedge gives the pipeline.
+    fn small_study(dir: &Path) -> (GroundTruth, Analysis) {
+        let spec = SynthSpec {
+            age_years: 72,
+            fractures: vec!["L1:2:wedge".parse::<FractureSpec>().unwrap()],
+            coverage: Coverage {
+                first: VertebraLevel::Thoracic(12),
+                last: VertebraLevel::Lumbar(2),
+            },
+            matrix: 256,
+            pixel_spacing_mm: 1.5,
+            slice_thickness_mm: 2.0,
+            slice_spacing_mm: 2.0,
+            ..SynthSpec::new(11)
+        };
+        let truth = synth::generate(&spec, dir).unwrap();
+        let mut analysis = analyse::prepare(&[dir.to_owned()], &SelectRules::default()).unwrap();
+        analyse::reconstruct(&mut analysis);
+        assert!(
+            analysis.not_analysable.is_none(),
+            "{:?}",
+            analysis.not_analysable
+        );
+        (truth, analysis)
+    }
+
+    /// A decoded 8-bit RGB PNG: width, height, pixels.
+    fn decode_png(path: &Path) -> (usize, usize, Vec<u8>) {
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+        assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", path.display());
+        buf.truncate(info.buffer_size());
+        (info.width as usize, info.height as usize, buf)
+    }
+
+    #[test]
+    fn case_facts_come_from_the_analysed_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let (truth, analysis) = small_study(dir.path());
+        let series = analysis.series().unwrap();
+        let axial = truth
+            .series
+            .iter()
+            .find(|s| s.role == SeriesRole::Axial)
+            .unwrap();
+
+        let study = study_facts(series, &series.slices[0]);
+        assert_eq!(study.slices, axial.instances);
+        assert_eq!(study.spacing_mm, series.spacing_mm);
+        // The synthetic grid, to rounding of the positions written as DS.
+        for (got, want) in study.spacing_mm.iter().zip([1.5, 1.5, 2.0]) {
+            assert!((got - want).abs() < 1e-3, "{:?}", study.spacing_mm);
+        }
+        assert_eq!(study.patient_age_years, Some(72.0));
+        assert_eq!(study.accession_number.as_deref(), Some("A000000011"));
+        assert_eq!(study.study_description.as_deref(), Some("CT CHEST ABDOMEN"));
+        assert_eq!(study.manufacturer.as_deref(), Some("spinewatch"));
+        assert_eq!(study.scanner_model.as_deref(), Some("synthetic phantom"));
+        assert_eq!(
+            study.scanner().as_deref(),
+            Some("spinewatch synthetic phantom")
+        );
+        assert_eq!(study.station_name.as_deref(), Some("SYNTH01"));
+        assert_eq!(study.institution.as_deref(), Some("Synthetic Hospital"));
+        let first = &series.slices[0];
+        assert_eq!(study.series_number, first.series_number);
+        assert!(study.series_number.is_some());
+        assert_eq!(study.series_description, first.series_description);
+        assert_eq!(study.convolution_kernel, first.convolution_kernel);
+
+        let patient = patient_facts(first);
+        assert_eq!(patient.id.as_deref(), Some("SW0000000011"));
+        assert_eq!(patient.name.as_deref(), Some("SYNTHETIC^SEED11"));
+        assert!(
+            matches!(patient.sex.as_deref(), Some("M" | "F")),
+            "{:?}",
+            patient.sex
+        );
+        // YYYY-MM-DD of the header's DA, 72 at the study date.
+        let birth = patient.birth_date.clone().unwrap();
+        let da = first.patient_birth_date.as_deref().unwrap();
+        assert_eq!(birth.replace('-', ""), da);
+        assert_eq!(
+            (birth.len(), &birth[4..5], &birth[7..8]),
+            (10, "-", "-"),
+            "{birth}"
+        );
+        assert_eq!(
+            age_from_dates(da, first.study_date.as_deref().unwrap()),
+            Some(72.0)
+        );
+
+        let shown = format!("{patient:?} {study:?} {first:?}");
+        for phi in ["SW0000000011", "SEED11", da, &birth, "A000000011"] {
+            assert!(!shown.contains(phi), "`{phi}` in {shown}");
+        }
+    }
+
+    #[test]
+    fn patient_facts_drop_what_is_not_a_date_or_a_sex() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, analysis) = small_study(dir.path());
+        let mut h = analysis.series().unwrap().slices[0].clone();
+        h.patient_birth_date = Some(spinewatch_volume::header::Phi::new("1954031"));
+        h.patient_sex = Some("f".to_owned());
+        let p = patient_facts(&h);
+        assert_eq!((p.birth_date, p.sex.as_deref()), (None, Some("F")));
+        h.patient_sex = Some("U".to_owned());
+        h.patient_id = None;
+        let p = patient_facts(&h);
+        assert_eq!((p.sex, p.id), (None, None));
+    }
+
+    #[test]
+    fn key_images_in_the_bone_and_soft_tissue_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (truth, analysis) = small_study(&dir.path().join("study"));
+        let (volume, spine) = (
+            analysis.volume.as_ref().unwrap(),
+            analysis.spine.as_ref().unwrap(),
+        );
+        let uid = truth.study_instance_uid.as_str();
+        let data = dir.path().join("data");
+        let flagged: Vec<bool> = spine
+            .vertebrae
+            .iter()
+            .map(|v| v.label == Some(VertebraLevel::Lumbar(1)))
+            .collect();
+        assert!(flagged.contains(&true), "L1 not located");
+        let written = write_key_images(&data, uid, volume, spine, &flagged);
+        assert_eq!(
+            written,
+            [
+                format!("images/{uid}/sagittal.png"),
+                format!("images/{uid}/sagittal-soft.png")
+            ]
+        );
+        assert_eq!(
+            Path::new(&written[0]),
+            crate::serve::key_image_path(uid),
+            "the bone image is where the server serves it"
+        );
+        let (bw, bh, bone) = decode_png(&data.join(&written[0]));
+        let (sw, sh, soft) = decode_png(&data.join(&written[1]));
+        assert_eq!((bw, bh), (sw, sh), "both windows have the same size");
+        assert!(bw > 100 && bh > 100, "{bw} x {bh}");
+        assert_ne!(bone, soft);
+
+        // Where the reformat is soft tissue (0..=100 HU: muscle, blood, organs), the soft
+        // window is much brighter than the bone window: by 32 grey levels at 0 HU and 68
+        // at 100 HU. Marked pixels (coloured, the same in both) are left out.
+        let r = reformat::sagittal(volume, spine, &ReformatManifest::default());
+        let zoom = bw / r.hu.dim().1;
+        assert_eq!((bw, bh), (r.hu.dim().1 * zoom, r.hu.dim().0 * zoom));
+        let (mut soft_tissue, mut brighter) = (0, 0);
+        for ((row, col), &hu) in r.hu.indexed_iter() {
+            if !(0.0..=100.0).contains(&hu) {
+                continue;
+            }
+            let i = ((row * zoom) * bw + col * zoom) * 3;
+            let (b, s) = (&bone[i..i + 3], &soft[i..i + 3]);
+            if b[0] != b[1] || b[1] != b[2] {
+                assert_eq!(b, s, "a mark differs between the windows at ({row}, {col})");
+                continue;
+            }
+            soft_tissue += 1;
+            assert_eq!(b[0], Window::Bone.grey(f64::from(hu)));
+            assert_eq!(s[0], Window::SoftTissue.grey(f64::from(hu)));
+            if s[0] >= b[0] + 30 {
+                brighter += 1;
+            }
+        }
+        assert!(soft_tissue > 1000, "{soft_tissue} soft-tissue pixels");
+        assert_eq!(brighter, soft_tissue);
+        // The flagged L1 is boxed in red in both.
+        let red = |p: &[u8]| p.chunks(3).filter(|c| *c == [255, 60, 60]).count();
+        assert!(red(&bone) > 100, "{} red pixels", red(&bone));
+        assert_eq!(red(&bone), red(&soft));
+    }
 
     #[test]
     fn da_values_parse() {

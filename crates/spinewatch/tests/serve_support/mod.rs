@@ -1,7 +1,8 @@
 //! Shared by the `spinewatch serve` integration tests: the binary started as a child
-//! process on 127.0.0.1 with ephemeral ports and a temporary data directory, a small
-//! HTTP/1.1 client for its API and metrics, real peers run with a time limit, synthetic
-//! studies, and waits bounded in time.
+//! process on 127.0.0.1 with ephemeral ports and a temporary data directory, a user and an
+//! API token made through the CLI (`spinewatch user add`, `spinewatch token create`) as an
+//! operator would, a small HTTP/1.1 client for its API (with the token) and metrics, real
+//! peers run with a time limit, synthetic studies, and waits bounded in time.
 //!
 //! Every child process is held by a guard that kills it when dropped, so a failing test
 //! leaves no server or peer behind; a server that was running when its test failed
@@ -165,10 +166,57 @@ pub fn write_config(dir: &Path, ort: &Path, dicom: &str, study: &str) -> PathBuf
     path
 }
 
+/// The password of the API user each test server gets.
+pub const API_USER_PASSWORD: &str = "serve test password";
+
+/// Makes user `name` (role nurse) and an API token of theirs with the CLI, in the
+/// database of `config` and `data_dir` (as `serve` will open it); returns the token.
+pub fn api_token(config: &Path, data_dir: &Path, name: &str) -> String {
+    let cli = |args: &[&str], stdin: &str| -> Output {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "spinewatch {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    cli(
+        &["user", "add", name, "--role", "nurse"],
+        &format!("{API_USER_PASSWORD}\n"),
+    );
+    let out = cli(
+        &["token", "create", "--user", name, "--label", "serve tests"],
+        "",
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("swt_"), "not a token: {token}");
+    token
+}
+
 /// A running `spinewatch serve`.
 #[derive(Debug)]
 pub struct Server {
     child: ChildGuard,
+    /// The API token its requests send (`Authorization: Bearer`).
+    pub token: String,
     /// The DICOM listener.
     pub dicom: SocketAddr,
     /// The HTTP server.
@@ -184,8 +232,10 @@ impl Server {
     /// ports, and waits (at most [`START_TIMEOUT`]) for its ready line.
     pub fn start(config: &Path, data_dir: &Path) -> Server {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let log =
-            data_dir.with_file_name(format!("serve-{}.log", N.fetch_add(1, Ordering::SeqCst)));
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let log = data_dir.with_file_name(format!("serve-{n}.log"));
+        // A user per start: a restarted server keeps its database, and its users.
+        let token = api_token(config, data_dir, &format!("serve.test.{n}"));
         let stderr = std::fs::File::create(&log).unwrap();
         let child = Command::new(BIN)
             .arg("--config")
@@ -207,6 +257,7 @@ impl Server {
             .unwrap();
         let mut server = Server {
             child: ChildGuard(child),
+            token,
             dicom: SocketAddr::from(([127, 0, 0, 1], 0)),
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.to_owned(),
@@ -241,8 +292,21 @@ impl Server {
         self.dicom.port().to_string()
     }
 
-    /// `GET path`: the status code and the body.
+    /// `GET path` with the server's API token: the status code and the body.
     pub fn get(&self, path: &str) -> (u16, String) {
+        let auth = format!("Bearer {}", self.token);
+        http_request(
+            self.http,
+            "GET",
+            path,
+            &[("Authorization", &auth)],
+            &[],
+            HTTP_TIMEOUT,
+        )
+    }
+
+    /// `GET path` without credentials: the status code and the body.
+    pub fn get_anonymous(&self, path: &str) -> (u16, String) {
         http_get(self.http, path)
     }
 
@@ -428,21 +492,23 @@ impl Metrics {
 
 /// `GET path` over HTTP/1.1 on a fresh connection: the status code and the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    http_request(addr, "GET", path, &[], HTTP_TIMEOUT)
+    http_request(addr, "GET", path, &[], &[], HTTP_TIMEOUT)
 }
 
 /// `POST path` with `body` (`application/octet-stream`) over HTTP/1.1 on a fresh
 /// connection: the status code and the body. The answer may take as long as a peer may
 /// run ([`PEER_TIMEOUT`]): a peer's REST API may answer only once the work is done.
 pub fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
-    http_request(addr, "POST", path, body, PEER_TIMEOUT)
+    http_request(addr, "POST", path, &[], body, PEER_TIMEOUT)
 }
 
-/// One request with `Connection: close`; `read_timeout` bounds the wait for the answer.
-fn http_request(
+/// One request with `Connection: close` and `headers`; `read_timeout` bounds the wait for
+/// the answer.
+pub fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
+    headers: &[(&str, &str)],
     body: &[u8],
     read_timeout: Duration,
 ) -> (u16, String) {
@@ -450,6 +516,9 @@ fn http_request(
     stream.set_read_timeout(Some(read_timeout)).unwrap();
     stream.set_write_timeout(Some(HTTP_TIMEOUT)).unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
     if method != "GET" {
         request.push_str(&format!(
             "Content-Type: application/octet-stream\r\nContent-Length: {}\r\n",

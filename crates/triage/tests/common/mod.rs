@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use spinewatch_core::{GenantGrade, Vec3, VertebraLevel};
 use spinewatch_triage::{
-    CaseFindings, InstanceRecord, ManualClock, Outcome, Recorded, Store, StudyState,
+    CaseFindings, InstanceRecord, ManualClock, Outcome, Recorded, Role, Store, StudyState,
     VertebraFinding, patient_key,
 };
 use time::OffsetDateTime;
@@ -71,6 +71,15 @@ pub fn findings(vertebrae: Vec<VertebraFinding>) -> CaseFindings {
         study: None,
         patient: None,
     }
+}
+
+/// Adds user `name` (role nurse; the hash is a placeholder: these tests never sign in
+/// with a password) and returns an API token of theirs.
+pub fn api_token(store: &Store, name: &str) -> String {
+    store
+        .add_user(name, Role::Nurse, "$argon2id$placeholder")
+        .unwrap();
+    store.create_token(name, Some("tests")).unwrap().1
 }
 
 /// Records one instance of `study`, lets the quiet period pass, claims the study and
