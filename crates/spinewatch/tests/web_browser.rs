@@ -18,15 +18,13 @@
 
 mod serve_support;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serve_support::{
-    BIN, ChildGuard, SMALL, Server, dcmtk, ort_dylib, outcome_deadline, run_peer, storescu, synth,
-    wait_until, write_config,
+    BIN, SMALL, Server, dcmtk, ort_dylib, outcome_deadline, run_peer, run_with_input, storescu,
+    synth, wait_until, write_config,
 };
 use spinewatch_core::{GenantGrade, VertebraLevel};
 use spinewatch_testkit::peers;
@@ -64,43 +62,6 @@ fn browser_tools() -> Option<PathBuf> {
         playwright.is_file().then_some(playwright),
     )?;
     Some(node)
-}
-
-/// Runs `cmd` with `input` on its standard input, killed after `timeout`; prints its output.
-fn run_with_stdin(cmd: &mut Command, input: &str, timeout: Duration) -> Output {
-    let what = format!("{:?}", cmd.get_program());
-    let mut child = ChildGuard(
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {what}: {e}")),
-    );
-    let mut stdin = child.0.stdin.take().unwrap();
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    let read_all = |mut r: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).ok();
-            v
-        })
-    };
-    let stdout = read_all(Box::new(child.0.stdout.take().unwrap()));
-    let stderr = read_all(Box::new(child.0.stderr.take().unwrap()));
-    let status = child.wait_timeout(&what, timeout);
-    let out = Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    };
-    eprintln!(
-        "{what} exited {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// The case of `study` once it is queued, open, with L1 flagged.
@@ -144,13 +105,13 @@ fn issue_6_nurse_confirms_a_fracture_in_headless_chromium() {
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
 
-    let added = run_with_stdin(
+    let added = run_with_input(
         Command::new(BIN)
             .arg("--config")
             .arg(&config)
             .args(["user", "add", NURSE, "--role", "nurse", "--data-dir"])
             .arg(&data),
-        &format!("{PASSWORD}\n"),
+        Some(&format!("{PASSWORD}\n")),
         CLI_TIMEOUT,
     );
     assert!(added.status.success(), "spinewatch user add failed");

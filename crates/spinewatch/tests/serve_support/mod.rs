@@ -587,14 +587,27 @@ pub fn wait_until<T>(
 /// Runs a peer (or any helper command) with its output captured, killed after
 /// `timeout`; prints its output for the test log.
 pub fn run_peer(cmd: &mut Command, timeout: Duration) -> Output {
+    run_with_input(cmd, None, timeout)
+}
+
+/// [`run_peer`] with `input` written to the command's standard input (then closed).
+pub fn run_with_input(cmd: &mut Command, input: Option<&str>, timeout: Duration) -> Output {
     let what = format!("{:?}", cmd.get_program());
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = ChildGuard(
-        cmd.stdin(Stdio::null())
+        cmd.stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {what}: {e}")),
     );
+    if let (Some(input), Some(mut pipe)) = (input, child.0.stdin.take()) {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
     let read_all = |mut r: Box<dyn Read + Send>| {
         thread::spawn(move || {
             let mut v = Vec::new();
