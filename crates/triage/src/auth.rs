@@ -353,33 +353,40 @@ impl Store {
 
     /// Replaces a user's password hash and ends their sessions.
     pub fn set_password(&self, name: &str, password_hash: &str) -> Result<()> {
-        const OP: &str = "set password";
-        self.write(OP, |tx, _| {
-            let id = user_id(tx, name)?;
-            tx.execute(
-                "UPDATE users SET password_hash = ?2 WHERE id = ?1",
-                params![id, password_hash],
-            )
-            .map_err(Error::sql(OP))?;
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])
-                .map_err(Error::sql(OP))?;
-            Ok(())
-        })
+        self.update_user_ending_sessions(
+            "set password",
+            name,
+            "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+            |_| password_hash.to_owned().into(),
+        )
     }
 
     /// Disables a user: they cannot sign in, and their sessions and tokens stop working.
     /// Their decisions stay.
     pub fn disable_user(&self, name: &str) -> Result<()> {
-        const OP: &str = "disable user";
-        self.write(OP, |tx, now| {
+        self.update_user_ending_sessions(
+            "disable user",
+            name,
+            "UPDATE users SET disabled_at = coalesce(disabled_at, ?2) WHERE id = ?1",
+            rusqlite::types::Value::from,
+        )
+    }
+
+    /// Runs `sql` on user `name` (`?1` their id, `?2` what `value` makes of the store's
+    /// time) and ends their sessions, in one transaction.
+    fn update_user_ending_sessions(
+        &self,
+        op: &'static str,
+        name: &str,
+        sql: &str,
+        value: impl FnOnce(i64) -> rusqlite::types::Value,
+    ) -> Result<()> {
+        self.write(op, |tx, now| {
             let id = user_id(tx, name)?;
-            tx.execute(
-                "UPDATE users SET disabled_at = coalesce(disabled_at, ?2) WHERE id = ?1",
-                params![id, now],
-            )
-            .map_err(Error::sql(OP))?;
+            tx.execute(sql, params![id, value(now)])
+                .map_err(Error::sql(op))?;
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])
-                .map_err(Error::sql(OP))?;
+                .map_err(Error::sql(op))?;
             Ok(())
         })
     }

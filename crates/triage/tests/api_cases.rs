@@ -457,7 +457,7 @@ async fn every_route_needs_a_live_token_or_a_session_with_its_csrf_token() {
         .add_user(
             "nurse.c",
             spinewatch_triage::Role::Nurse,
-            "$argon2id$placeholder",
+            common::PASSWORD_HASH,
         )
         .unwrap();
     let limits = spinewatch_triage::SessionLimits {

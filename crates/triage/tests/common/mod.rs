@@ -73,12 +73,13 @@ pub fn findings(vertebrae: Vec<VertebraFinding>) -> CaseFindings {
     }
 }
 
-/// Adds user `name` (role nurse; the hash is a placeholder: these tests never sign in
-/// with a password) and returns an API token of theirs.
+/// A real argon2id PHC hash (of `triage-tests-password`, made by `spinewatch user add`):
+/// the store keeps hashes as given and these tests never verify one.
+pub const PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$EUU5ivUupSHaBBkGTxu8+A$glak4VisDiFtwBoq3qAH2tsukgnBoFQWTff8s27f7cY";
+
+/// Adds user `name` (role nurse, [`PASSWORD_HASH`]) and returns an API token of theirs.
 pub fn api_token(store: &Store, name: &str) -> String {
-    store
-        .add_user(name, Role::Nurse, "$argon2id$placeholder")
-        .unwrap();
+    store.add_user(name, Role::Nurse, PASSWORD_HASH).unwrap();
     store.create_token(name, Some("tests")).unwrap().1
 }
 
