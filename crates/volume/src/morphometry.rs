@@ -20,6 +20,14 @@
 //!    the anterior, middle and posterior lines and of lines beside them, and the
 //!    heights are measured again ([`AXIS_REFINEMENTS`] times).
 //!
+//! Real CT is not always that sharp: 2.5 mm slices blur a 1 mm endplate to a third of
+//! its contrast, and an osteopenic cortex stands 100-200 HU above the interior rather
+//! than the 250 HU the steps above ask for. Where most bodies of a column show no such
+//! cortex, [`assess`] measures them all by contrast
+//! ([`measure_lines_by_contrast`]): the same steps, each edge the
+//! first fall from the body to the darker tissue beyond (disc, canal, fat) on profiles
+//! averaged over a few mm, keeping the last frame that found every edge.
+//!
 //! Grading ([`grade`]) follows Genant's semi-quantitative method with the heights as
 //! its evidence: wedge `1 - Ha/Hp`, biconcave `1 - Hm/Hp`, crush `1 - Hp/Href`, the
 //! grade that of the largest loss. `Href` comes from the neighbours (see [`grade`]).
@@ -90,6 +98,10 @@ const ENDPLATE_MARGIN_MM: f64 = 8.0;
 const WALL_MIN_SHARE_DEN: usize = 3;
 /// A wall is sought up to half the located depth plus this much from the centre, mm.
 const WALL_MARGIN_MM: f64 = 10.0;
+/// An [`EdgeRule::Contrast`] wall is sought at least this far from the centre, mm: the
+/// located depth of a real body can be half its true depth (a localiser's wall search
+/// on blurred, osteopenic bone), and half the deepest lumbar body is 25 mm.
+const CONTRAST_WALL_REACH_MM: f64 = 35.0;
 /// Wall profiles run at these fractions of the located disc-to-disc height above and
 /// below the centre: the body's waist, clear of the endplates (and of osteophytes,
 /// which grow at the endplates' rims).
@@ -227,13 +239,25 @@ impl Morphometry {
 
 /// Measures and grades every located vertebra of `spine`, in the order of
 /// `spine.vertebrae` (cranial first); `None` where a body could not be measured.
+/// Edges are found by their cortex, or by contrast for every body where fewer than
+/// half of them show a cortex (`CORTEX_COLUMN_MIN_SHARE`).
 /// Bodies are measured in parallel (rayon): each only reads the volume.
 pub fn assess(volume: &HuVolume, spine: &Spine) -> Vec<Option<Morphometry>> {
-    let heights: Vec<Option<Heights>> = spine
+    let by_cortex: Vec<Option<Heights>> = spine
         .vertebrae
         .par_iter()
         .map(|v| measure(volume, v))
         .collect();
+    let shown = by_cortex.iter().flatten().count();
+    let heights = if shown as f64 >= CORTEX_COLUMN_MIN_SHARE * by_cortex.len() as f64 {
+        by_cortex
+    } else {
+        spine
+            .vertebrae
+            .par_iter()
+            .map(|v| measure_lines_by_contrast(volume, v).map(|m| m.heights_mm))
+            .collect()
+    };
     grade(&heights)
 }
 
@@ -245,61 +269,124 @@ pub fn measure(volume: &HuVolume, v: &LocatedVertebra) -> Option<Heights> {
 
 /// Like [`measure`], with the endplate points and the refined axes.
 pub fn measure_lines(volume: &HuVolume, v: &LocatedVertebra) -> Option<Measurement> {
-    let mut frame = Frame::of(v)?;
+    let frame = Frame::of(v)?;
     let threshold_hu = cortex_threshold(volume, &frame, v)?;
+    measure_with(volume, v, EdgeRule::Cortex { threshold_hu })
+}
+
+/// Like [`measure_lines`], each edge found by contrast rather than by its cortex (see
+/// the module's documentation): for a scan whose cortices do not show.
+pub fn measure_lines_by_contrast(volume: &HuVolume, v: &LocatedVertebra) -> Option<Measurement> {
+    measure_with(volume, v, EdgeRule::Contrast)
+}
+
+/// Fewest bodies of a column, as a share, that must show their cortex for the column
+/// to be measured by it; below, the scan (its slices, the patient's bone) shows none
+/// and every body is measured by contrast. One rule for the whole column: the crush
+/// reference compares each body with its neighbours, and a single body that shows no
+/// cortex in a scan that does (a severe crush, a sclerotic endplate) is better left
+/// unmeasured than measured by the coarser rule.
+const CORTEX_COLUMN_MIN_SHARE: f64 = 0.5;
+
+/// How the outer edge of a wall or an endplate is found on a profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum EdgeRule {
+    /// The first cortex met ([`outer_edge`]): a rise above `threshold_hu` (see
+    /// [`cortex_threshold`]) and a fall of [`CORTEX_RISE_HU`] beyond it. Sharp and
+    /// unambiguous where the cortex shows: thin slices, normal bone.
+    Cortex {
+        /// HU above which a profile has reached cortex.
+        threshold_hu: f64,
+    },
+    /// The fall from the body to the darkest tissue beyond it (disc, canal,
+    /// prevertebral fat) on profiles averaged over a small patch ([`falling_edge`]).
+    /// 2.5 mm slices blur a 1 mm endplate to a third of its contrast, and an osteopenic
+    /// cortex stands only 100-200 HU above the body's interior; the disc and the canal
+    /// still lie 80 HU or more below it.
+    Contrast,
+}
+
+/// Measures the body with one [`EdgeRule`].
+fn measure_with(volume: &HuVolume, v: &LocatedVertebra, rule: EdgeRule) -> Option<Measurement> {
+    let mut frame = Frame::of(v)?;
     let probe = Probe {
         volume,
+        endplate_near_mm: CONTRAST_ENDPLATE_NEAR_FRACTION * v.height_mm,
         endplate_reach_mm: 0.5 * v.height_mm + ENDPLATE_MARGIN_MM,
-        threshold_hu,
+        rule,
     };
-    let mut pass = 0;
-    loop {
-        let (posterior_mm, anterior_mm) = walls(volume, &frame, v, threshold_hu)?;
-        let m_u = (anterior_mm + posterior_mm) / 2.0;
-        let (a_u, a) = probe.line_inside(&frame, anterior_mm, -1.0)?;
-        let m = probe.line(&frame, m_u)?;
-        let (p_u, p) = probe.line_inside(&frame, posterior_mm, 1.0)?;
+    let mut last = None;
+    for pass in 0..=AXIS_REFINEMENTS {
+        let Some((measurement, next)) = measure_pass(&probe, &frame, v) else {
+            // A blurred edge can be lost as the frame turns (a line near a wall then
+            // crosses the thin posterior end of a thoracic disc obliquely): the last
+            // frame that found every edge stands. A cortex is not lost that way.
+            return match rule {
+                EdgeRule::Cortex { .. } => None,
+                EdgeRule::Contrast => last,
+            };
+        };
         if pass == AXIS_REFINEMENTS {
-            let at = |u: f64, e: Edges| HeightLine {
-                superior_mm: frame.point(u, e.up_mm),
-                inferior_mm: frame.point(u, -e.down_mm),
-            };
-            let heights_mm = Heights {
-                anterior: a.height_mm(),
-                middle: m.height_mm(),
-                posterior: p.height_mm(),
-            };
-            let tall_enough = [heights_mm.anterior, heights_mm.middle, heights_mm.posterior]
-                .iter()
-                .all(|h| *h >= MIN_HEIGHT_MM);
-            return tall_enough.then(|| Measurement {
-                heights_mm,
-                anterior: at(a_u, a),
-                middle: at(m_u, m),
-                posterior: at(p_u, p),
-                superior_axis: frame.superior,
-                anterior_axis: frame.anterior,
+            return Some(measurement).filter(|m| {
+                let h = m.heights_mm;
+                [h.anterior, h.middle, h.posterior]
+                    .iter()
+                    .all(|h| *h >= MIN_HEIGHT_MM)
             });
         }
-        // The mid-plane: through the middle line's midpoint, sloping anteriorly as the
-        // midpoints of the anterior and posterior lines do, laterally as those of lines
-        // either side of the three do (the median of the three, so that a Schmorl node
-        // under one of them does not tilt the plane).
-        let sagittal = (a.mid_mm() - p.mid_mm()) / (a_u - p_u);
-        let mut lateral: Vec<f64> = [a_u, m_u, p_u]
-            .iter()
-            .filter_map(|u| {
-                let left = probe.edges(&frame, *u, -TILT_LATERAL_MM)?;
-                let right = probe.edges(&frame, *u, TILT_LATERAL_MM)?;
-                Some((right.mid_mm() - left.mid_mm()) / (2.0 * TILT_LATERAL_MM))
-            })
-            .collect();
-        let lateral = median(&mut lateral).unwrap_or(0.0);
-        if sagittal.abs() <= MAX_TILT_SLOPE && lateral.abs() <= MAX_TILT_SLOPE {
-            frame = frame.tilted(sagittal, lateral, m_u, m.mid_mm());
+        last = Some(measurement);
+        if let Some(next) = next {
+            frame = next;
         }
-        pass += 1;
     }
+    last
+}
+
+/// One measurement in `frame`, and the frame turned onto the body's mid-plane for the
+/// next (`None` when the turn would be too steep); `None` when an edge is missing.
+fn measure_pass(
+    probe: &Probe,
+    frame: &Frame,
+    v: &LocatedVertebra,
+) -> Option<(Measurement, Option<Frame>)> {
+    let (posterior_mm, anterior_mm) = walls(probe.volume, frame, v, probe.rule)?;
+    let m_u = (anterior_mm + posterior_mm) / 2.0;
+    let (a_u, a) = probe.line_inside(frame, anterior_mm, -1.0)?;
+    let m = probe.line(frame, m_u)?;
+    let (p_u, p) = probe.line_inside(frame, posterior_mm, 1.0)?;
+    let at = |u: f64, e: Edges| HeightLine {
+        superior_mm: frame.point(u, e.up_mm),
+        inferior_mm: frame.point(u, -e.down_mm),
+    };
+    let measurement = Measurement {
+        heights_mm: Heights {
+            anterior: a.height_mm(),
+            middle: m.height_mm(),
+            posterior: p.height_mm(),
+        },
+        anterior: at(a_u, a),
+        middle: at(m_u, m),
+        posterior: at(p_u, p),
+        superior_axis: frame.superior,
+        anterior_axis: frame.anterior,
+    };
+    // The mid-plane: through the middle line's midpoint, sloping anteriorly as the
+    // midpoints of the anterior and posterior lines do, laterally as those of lines
+    // either side of the three do (the median of the three, so that a Schmorl node
+    // under one of them does not tilt the plane).
+    let sagittal = (a.mid_mm() - p.mid_mm()) / (a_u - p_u);
+    let mut lateral: Vec<f64> = [a_u, m_u, p_u]
+        .iter()
+        .filter_map(|u| {
+            let left = probe.edges(frame, *u, -TILT_LATERAL_MM)?;
+            let right = probe.edges(frame, *u, TILT_LATERAL_MM)?;
+            Some((right.mid_mm() - left.mid_mm()) / (2.0 * TILT_LATERAL_MM))
+        })
+        .collect();
+    let lateral = median(&mut lateral).unwrap_or(0.0);
+    let next = (sagittal.abs() <= MAX_TILT_SLOPE && lateral.abs() <= MAX_TILT_SLOPE)
+        .then(|| frame.tilted(sagittal, lateral, m_u, m.mid_mm()));
+    Some((measurement, next))
 }
 
 /// Genant grades of the bodies of one column from their heights, given in column order
@@ -422,9 +509,14 @@ fn walls(
     volume: &HuVolume,
     frame: &Frame,
     v: &LocatedVertebra,
-    threshold_hu: f64,
+    rule: EdgeRule,
 ) -> Option<(f64, f64)> {
-    let reach_mm = 0.5 * v.depth_mm + WALL_MARGIN_MM;
+    let reach_mm = match rule {
+        EdgeRule::Cortex { .. } => 0.5 * v.depth_mm + WALL_MARGIN_MM,
+        // The first fall ends the search: reach the largest body's walls from a
+        // centre placed off its middle, whatever depth was located.
+        EdgeRule::Contrast => (0.5 * v.depth_mm + WALL_MARGIN_MM).max(CONTRAST_WALL_REACH_MM),
+    };
     let starts: Vec<Vec3> = WALL_LEVELS
         .iter()
         .flat_map(|w| {
@@ -433,10 +525,23 @@ fn walls(
                 .map(move |l| frame.point(0.0, w * v.height_mm) + frame.lateral * *l)
         })
         .collect();
+    let patch = (
+        frame.lateral * PATCH_LATERAL_HALF_MM,
+        frame.superior * PATCH_WALL_SUPERIOR_HALF_MM,
+    );
     let wall = |dir: Vec3| {
         let mut found: Vec<f64> = starts
             .iter()
-            .filter_map(|s| outer_edge(volume, *s, dir, reach_mm, threshold_hu))
+            .filter_map(|s| {
+                edge(
+                    volume,
+                    *s,
+                    dir,
+                    (CONTRAST_WALL_NEAR_MM, reach_mm),
+                    rule,
+                    patch,
+                )
+            })
             .collect();
         (WALL_MIN_SHARE_DEN * found.len() >= starts.len())
             .then(|| median(&mut found))
@@ -471,8 +576,9 @@ impl Edges {
 /// What the endplate search needs besides the frame.
 struct Probe<'a> {
     volume: &'a HuVolume,
+    endplate_near_mm: f64,
     endplate_reach_mm: f64,
-    threshold_hu: f64,
+    rule: EdgeRule,
 }
 
 impl Probe<'_> {
@@ -480,13 +586,18 @@ impl Probe<'_> {
     /// `lateral_mm` beside it.
     fn edges(&self, frame: &Frame, anterior_mm: f64, lateral_mm: f64) -> Option<Edges> {
         let base = frame.point(anterior_mm, 0.0) + frame.lateral * lateral_mm;
+        let patch = (
+            frame.lateral * PATCH_LATERAL_HALF_MM,
+            frame.anterior * PATCH_LINE_ANTERIOR_HALF_MM,
+        );
         let edge = |dir: Vec3| {
-            outer_edge(
+            edge(
                 self.volume,
                 base,
                 dir,
-                self.endplate_reach_mm,
-                self.threshold_hu,
+                (self.endplate_near_mm, self.endplate_reach_mm),
+                self.rule,
+                patch,
             )
         };
         Some(Edges {
@@ -524,6 +635,132 @@ impl Probe<'_> {
             down_mm: median(&mut downs)?,
         })
     }
+}
+
+/// Distance from `start` (inside the body) along the unit vector `dir` to the body's
+/// outer edge within `reach_mm`, by `rule`, mm.
+/// For [`EdgeRule::Contrast`], the edge lies beyond `near_mm` and the profile is
+/// averaged over the patch `start ± patch.0 ± patch.1`.
+fn edge(
+    volume: &HuVolume,
+    start: Vec3,
+    dir: Vec3,
+    (near_mm, reach_mm): (f64, f64),
+    rule: EdgeRule,
+    patch: (Vec3, Vec3),
+) -> Option<f64> {
+    match rule {
+        EdgeRule::Cortex { threshold_hu } => outer_edge(volume, start, dir, reach_mm, threshold_hu),
+        EdgeRule::Contrast => falling_edge(volume, start, dir, (near_mm, reach_mm), patch),
+    }
+}
+
+/// [`EdgeRule::Contrast`] profiles are averaged over a patch normal to them, which
+/// evens out the trabecular texture (100 HU from one 0.8 mm voxel to the next in a real
+/// body, and the basivertebral veins' dark channels). Its half-extent to either side,
+/// mm, for every profile.
+const PATCH_LATERAL_HALF_MM: f64 = 3.0;
+/// Its half-extent along the superior axis for a wall's profile, mm: the walls are
+/// parallel to it over the body's waist.
+const PATCH_WALL_SUPERIOR_HALF_MM: f64 = 4.0;
+/// Its half-extent along the anterior axis for a height line's profile, mm: inside a
+/// 3 mm inset, so the anterior and posterior lines stay clear of the walls.
+const PATCH_LINE_ANTERIOR_HALF_MM: f64 = 1.5;
+/// Samples across each side of the patch.
+const PATCH_SAMPLES: usize = 5;
+/// Least fall from the body's edge to the tissue beyond it for an
+/// [`EdgeRule::Contrast`] edge, HU: a blurred disc lies 100-150 HU below the
+/// endplates around it, the canal and prevertebral tissue more; the trabecular
+/// texture, once averaged over the patch, dips by less.
+const CONTRAST_MIN_FALL_HU: f64 = 90.0;
+/// The fall is measured from the highest point this far before it, mm: a 2.5 mm
+/// slice's blur on each side of a 1 mm cortex.
+const CONTRAST_PEAK_WINDOW_MM: f64 = 4.0;
+/// The level beyond the edge is the lowest point this far past where the fall is
+/// reached, mm (the rest of the blurred slope).
+const CONTRAST_BEYOND_MM: f64 = 2.5;
+/// The profile must stay below the half-way level this far past the edge, mm: a disc
+/// (2.5 mm and more at half depth, even blurred by 2.5 mm slices) or the canal does, a
+/// dip in the averaged trabecular texture mostly does not.
+const CONTRAST_STAY_MM: f64 = 1.5;
+/// An [`EdgeRule::Contrast`] endplate nearer the line's base than this fraction of the
+/// located disc-to-disc height is a dip in the body (a vascular channel, a Schmorl
+/// node's rim), not its endplate: a grade 3 wedge keeps more than half its height.
+const CONTRAST_ENDPLATE_NEAR_FRACTION: f64 = 0.3;
+/// An [`EdgeRule::Contrast`] wall nearer the centre than this is a dip in the body, mm:
+/// half the shallowest body's depth (an upper thoracic one, 14 mm).
+const CONTRAST_WALL_NEAR_MM: f64 = 7.0;
+
+/// The [`EdgeRule::Contrast`] edge: on the profile from `start` along `dir`, averaged
+/// over the patch `± patch.0 ± patch.1` normal to it, the first fall between `near_mm`
+/// and `reach_mm` of at least
+/// [`CONTRAST_MIN_FALL_HU`] below the highest point in the [`CONTRAST_PEAK_WINDOW_MM`]
+/// before it, to a level it stays under (see [`CONTRAST_STAY_MM`]); the edge is where
+/// the profile falls through halfway from that highest point to the lowest point just
+/// past the fall. `None` when there is no such fall or the profile leaves the volume.
+fn falling_edge(
+    volume: &HuVolume,
+    start: Vec3,
+    dir: Vec3,
+    (near_mm, reach_mm): (f64, f64),
+    patch: (Vec3, Vec3),
+) -> Option<f64> {
+    let fractions: Vec<f64> = (0..PATCH_SAMPLES)
+        .map(|i| 2.0 * i as f64 / (PATCH_SAMPLES - 1) as f64 - 1.0)
+        .collect();
+    let offsets: Vec<Vec3> = fractions
+        .iter()
+        .flat_map(|a| fractions.iter().map(move |b| patch.0 * *a + patch.1 * *b))
+        .collect();
+    let at = |t: f64| -> Option<f64> {
+        let centre = start + dir * t;
+        let mut sum = 0.0;
+        for o in &offsets {
+            sum += volume.sample(centre + *o)?;
+        }
+        Some(sum / offsets.len() as f64)
+    };
+    let steps = |mm: f64| (mm / PROFILE_STEP_MM).round() as usize;
+    let (window, beyond_steps, stay) = (
+        steps(CONTRAST_PEAK_WINDOW_MM),
+        steps(CONTRAST_BEYOND_MM),
+        steps(CONTRAST_STAY_MM),
+    );
+    let reach = steps(reach_mm);
+    let profile: Vec<f64> = (0..=reach + beyond_steps + stay + 1)
+        .map(|i| at(i as f64 * PROFILE_STEP_MM))
+        .collect::<Option<_>>()?;
+    let argmax = |r: std::ops::RangeInclusive<usize>| {
+        r.fold(None, |best: Option<usize>, i| match best {
+            Some(b) if profile[b] >= profile[i] => Some(b),
+            _ => Some(i),
+        })
+    };
+    let argmin = |r: std::ops::RangeInclusive<usize>| {
+        r.fold(None, |best: Option<usize>, i| match best {
+            Some(b) if profile[b] <= profile[i] => Some(b),
+            _ => Some(i),
+        })
+    };
+    for j in steps(near_mm)..=reach {
+        let peak_i = argmax(j.saturating_sub(window)..=j)?;
+        if profile[peak_i] - profile[j] < CONTRAST_MIN_FALL_HU {
+            continue;
+        }
+        let low_i = argmin(j..=j + beyond_steps)?;
+        let (peak, low) = (profile[peak_i], profile[low_i]);
+        let half = (peak + low) / 2.0;
+        let k = (peak_i..low_i).find(|&k| profile[k] >= half && profile[k + 1] < half)?;
+        if profile[k + 1..=k + stay].iter().any(|h| *h >= half) {
+            continue;
+        }
+        let fraction = (profile[k] - half) / (profile[k] - profile[k + 1]);
+        let edge_mm = (k as f64 + fraction) * PROFILE_STEP_MM;
+        if edge_mm >= near_mm {
+            return Some(edge_mm);
+        }
+    }
+    None
 }
 
 /// Distance from `start` (inside the body) along the unit vector `dir` to the outer

@@ -18,7 +18,9 @@
 //!    wall the last bright column before prevertebral soft tissue; their middle is the
 //!    line the discs are sought on. The discs (dark lines between two endplates) are
 //!    chosen together as the most regular chain ([`discs`]); the bodies lie between
-//!    them, centred in depth on their endplates.
+//!    them, centred in depth on their endplates. Where the scan goes on well beyond the
+//!    outermost body and the centreline has slid off the bodies' line there, steps 3-4
+//!    look again along the straight continuation of the bodies' line.
 //! 5. **Labels**: ribs (bone 55-75 mm lateral of the column, level with the body's
 //!    middle) mark thoracic vertebrae; the lowest rib-bearing vertebra above a rib-less one
 //!    is T12. Without that transition in view the vertebrae stay unlabelled.
@@ -180,21 +182,43 @@ impl Spine {
 /// Finds the spine in `volume`.
 pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
     let rough = rough_column(volume);
-    let centreline = centreline(volume, &rough)?;
-    let block = Block::sample(volume, &centreline);
-    let walls = continuous(walls(&block));
-    let offsets = smooth_offsets(&walls, centreline.len(), |w| {
-        (w.posterior_mm + w.anterior_mm) / 2.0
-    });
+    let mut centreline = centreline(volume, &rough)?;
     // The column seen, without the extensions beyond the scan.
     let seen_mm = centreline.last().map_or(0.0, |p| p.s_mm) - 2.0 * EXTEND_MM;
     let short = seen_mm < SHORT_COLUMN_MM;
-    let mut vertebrae = bodies(&block, &centreline, &walls, &offsets, short);
+    let (mut vertebrae, mut offsets) = bodies_along(volume, &centreline, short);
     // A lone "body" is not evidence of a spine (the skull base makes one in a head
     // CT); a column shows at least two bodies with their disc, where the scan is long
     // enough to hold them.
     if vertebrae.len() < if short { 1 } else { MIN_BODIES } {
         return Err(NoSpine::NoVertebraDelimited);
+    }
+    // Where the scan goes on beyond the outermost body, the rough column may have slid
+    // onto the arch as the bodies fade (the track cannot tell), bending the centreline
+    // so that the next body's discs cross the band obliquely: look again along the line
+    // of the bodies found. The second look adds the bodies it finds beyond the first's
+    // at a straightened end, provided it found every one of the first's again.
+    if let Some(second) = straighten_ends(&centreline, &vertebrae) {
+        let (again, again_offsets) = bodies_along(volume, &second.line, short);
+        let keeps_all = vertebrae.iter().all(|v| {
+            again
+                .iter()
+                .any(|w| (w.centre_mm - v.centre_mm).norm() <= SECOND_LOOK_MATCH_MM)
+        });
+        let (lowest, highest) = (vertebrae[0].s_mm, vertebrae[vertebrae.len() - 1].s_mm);
+        let beyond: Vec<LocatedVertebra> = again
+            .into_iter()
+            .filter(|w| {
+                (second.caudal && w.s_mm < lowest - BODY_MM.0)
+                    || (second.cranial && w.s_mm > highest + BODY_MM.0)
+            })
+            .collect();
+        if keeps_all && !beyond.is_empty() {
+            vertebrae.extend(beyond);
+            vertebrae.sort_by(|a, b| a.s_mm.total_cmp(&b.s_mm));
+            offsets = again_offsets;
+            centreline = second.line;
+        }
     }
     for v in &mut vertebrae {
         refine_lateral(volume, v);
@@ -203,6 +227,12 @@ pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
     // Cranial first.
     vertebrae.reverse();
     let labelling = label(&mut vertebrae);
+    // Once the labels show it, the bodies beyond T1 and L5 (C7, the sacrum, which the
+    // second look above can reach) are out of scope: spinewatch assesses the thoracic
+    // and lumbar spine, and its model has seen no other vertebra.
+    if labelling == Labelling::ThoracolumbarTransition {
+        vertebrae.retain(|v| v.label.is_some());
+    }
     let length_mm = centreline.last().map_or(0.0, |p| p.s_mm);
     Ok(Spine {
         centreline,
@@ -210,6 +240,104 @@ pub fn locate(volume: &HuVolume) -> Result<Spine, NoSpine> {
         vertebrae,
         labelling,
         length_mm,
+    })
+}
+
+/// Steps 3 and 4 along one centreline: the bodies, caudal first, and the bodies' offset
+/// from the centreline per centreline point.
+fn bodies_along(
+    volume: &HuVolume,
+    centreline: &[CentrePoint],
+    short: bool,
+) -> (Vec<LocatedVertebra>, Vec<f64>) {
+    let block = Block::sample(volume, centreline);
+    let walls = continuous(walls(&block));
+    let offsets = smooth_offsets(&walls, centreline.len(), |w| {
+        (w.posterior_mm + w.anterior_mm) / 2.0
+    });
+    let vertebrae = bodies(&block, centreline, &walls, &offsets, short);
+    (vertebrae, offsets)
+}
+
+/// A second look is tried where the column seen beyond the outermost body's disc is
+/// longer than this, mm: most of another lower thoracic body could lie there.
+const UNFILLED_END_MM: f64 = 15.0;
+/// A body of the second look is the same as one of the first within this distance, mm
+/// (a third of the shortest body: the same discs, found along a slightly different
+/// line).
+const SECOND_LOOK_MATCH_MM: f64 = 4.0;
+
+/// The centreline of a second look, and which of its ends were straightened.
+struct SecondLook {
+    line: Vec<CentrePoint>,
+    caudal: bool,
+    cranial: bool,
+}
+
+/// Within the scan, the centreline must leave the straight continuation of the bodies'
+/// line by more than this for an end to be looked at again, mm: more than the rough
+/// column's wobble after smoothing (1-2 mm), less than a slide from body to arch.
+const SLIDE_MIN_MM: f64 = 6.0;
+
+/// The centreline with each end that holds no body (see [`UNFILLED_END_MM`]) and has
+/// slid off the bodies' line (see [`SLIDE_MIN_MM`]) replaced, from the outermost body's
+/// level on, by the straight continuation of the line through the two outermost bodies'
+/// centres; `None` when neither end qualifies. `vertebrae` are caudal first.
+fn straighten_ends(line: &[CentrePoint], vertebrae: &[LocatedVertebra]) -> Option<SecondLook> {
+    let n = vertebrae.len();
+    let total = line.last()?.s_mm;
+    if n < 2 {
+        return None;
+    }
+    let index = |s: f64| ((s / STEP_MM).round().max(0.0) as usize).min(line.len() - 1);
+    // The straight continuation from point `i0` along `direction` over `range`, if the
+    // centreline slid off it inside the scan.
+    let straight = |range: std::ops::Range<usize>, i0: usize, direction: Vec3| {
+        let replaced: Vec<Vec3> = range
+            .clone()
+            .map(|i| line[i0].position + direction * (line[i].s_mm - line[i0].s_mm).abs())
+            .collect();
+        let slide = range
+            .zip(&replaced)
+            .filter(|(i, _)| (EXTEND_MM..=total - EXTEND_MM).contains(&line[*i].s_mm))
+            .map(|(i, p)| (*p - line[i].position).norm())
+            .fold(0.0, f64::max);
+        (slide > SLIDE_MIN_MM).then_some(replaced)
+    };
+    let mut points: Vec<Vec3> = line.iter().map(|p| p.position).collect();
+    // Caudal end: the scan's column below the lowest body's lower disc.
+    let (v0, v1) = (&vertebrae[0], &vertebrae[1]);
+    let caudal = (v0.s_mm - v0.height_mm / 2.0 - EXTEND_MM > UNFILLED_END_MM)
+        .then(|| {
+            straight(
+                0..index(v0.s_mm),
+                index(v0.s_mm),
+                (v0.centre_mm - v1.centre_mm).normalized(),
+            )
+        })
+        .flatten();
+    if let Some(replaced) = &caudal {
+        points[..replaced.len()].copy_from_slice(replaced);
+    }
+    // Cranial end: above the highest body's upper disc.
+    let (va, vb) = (&vertebrae[n - 1], &vertebrae[n - 2]);
+    let i0 = index(va.s_mm);
+    let cranial = (total - EXTEND_MM - (va.s_mm + va.height_mm / 2.0) > UNFILLED_END_MM)
+        .then(|| {
+            straight(
+                i0 + 1..line.len(),
+                i0,
+                (va.centre_mm - vb.centre_mm).normalized(),
+            )
+        })
+        .flatten();
+    if let Some(replaced) = &cranial {
+        points[i0 + 1..].copy_from_slice(replaced);
+    }
+    (caudal.is_some() || cranial.is_some()).then(|| SecondLook {
+        line: frames(&points),
+        caudal: caudal.is_some(),
+        cranial: cranial.is_some(),
     })
 }
 
@@ -595,6 +723,12 @@ fn centreline(volume: &HuVolume, rough: &[Option<Vec3>]) -> Result<Vec<CentrePoi
         line.insert(0, first + tail * EXTEND_MM);
         line.push(last + head * EXTEND_MM);
     }
+    Ok(frames(&line))
+}
+
+/// A polyline, caudal to cranial, resampled every [`STEP_MM`] of arc length with each
+/// point's frame.
+fn frames(line: &[Vec3]) -> Vec<CentrePoint> {
     let mut cum = vec![0.0];
     for w in line.windows(2) {
         cum.push(cum[cum.len() - 1] + (w[1] - w[0]).norm());
@@ -616,7 +750,7 @@ fn centreline(volume: &HuVolume, rough: &[Option<Vec3>]) -> Result<Vec<CentrePoi
         pts.push(line[seg] + (line[seg + 1] - line[seg]) * t);
     }
     let h = (6.0 / STEP_MM) as usize;
-    Ok((0..n)
+    (0..n)
         .map(|i| {
             let a = pts[i.saturating_sub(h)];
             let b = pts[(i + h).min(n - 1)];
@@ -634,7 +768,7 @@ fn centreline(volume: &HuVolume, rough: &[Option<Vec3>]) -> Result<Vec<CentrePoi
                 anterior,
             }
         })
-        .collect())
+        .collect()
 }
 
 /// Step 3: HU on planes normal to the centreline: `[s][lateral][anterior]`.

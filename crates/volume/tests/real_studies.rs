@@ -6,20 +6,23 @@
 //! the secondary captures) and is not analysable (too thick by default, no spine when
 //! 5 mm slices are allowed); the GE tilted head series with uneven spacing is refused
 //! with the reason; the 3-slice series is refused for too few slices; on LIDC the
-//! column is followed over the scan, at least eleven bodies are located in an unbroken
-//! run (consecutive spacing of one vertebra) and every one lies in bone.
+//! column is followed over the scan, its thirteen whole bodies are located in an unbroken
+//! run (consecutive spacing of one vertebra), none is left whole beyond either end, and
+//! every one lies in bone.
 //! In the 38 mm TotalSegmentator window (one disc in view) a body is located inside the
 //! T12 label (nibabel reads the label map) within 8 mm of the label's cranio-caudal
 //! centre.
-//! Not met yet (issue 3 stays open): the bodies at both ends of LIDC's column (the
-//! cervicothoracic junction and the lowest, where discs or endplates are too faint).
+//! Issue 4's morphometry on LIDC (2.5 mm slices, osteopenic bone): heights agree with a
+//! reading of the sagittal reformat by eye, and no body grades as a fracture.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 use std::path::PathBuf;
 
+use spinewatch_core::GenantGrade;
 use spinewatch_testkit::peers;
 use spinewatch_volume::analyse::{NotAnalysable, analyse};
+use spinewatch_volume::morphometry;
 use spinewatch_volume::select::{Rejection, SelectRules};
 
 fn data(rel: &str) -> Option<PathBuf> {
@@ -118,10 +121,10 @@ fn issue_3_lidc_column_is_followed_and_bodies_lie_in_bone() {
         spine.length_mm,
         z1 - z0
     );
-    // Twelve bodies lie wholly in view; the scan's edges cut through the next one at each
-    // end (its reformat shows the cut).
+    // Thirteen bodies lie wholly in view, the caudal-most ending 1-2 mm above the scan's
+    // last slice; the top slice cuts through the next one up (its reformat shows the cut).
     assert!(
-        spine.vertebrae.len() >= 12,
+        spine.vertebrae.len() >= 13,
         "{} bodies located",
         spine.vertebrae.len()
     );
@@ -135,6 +138,19 @@ fn issue_3_lidc_column_is_followed_and_bodies_lie_in_bone() {
         above.z + reach_z > z1,
         "a whole body fits above the cranial-most one ({:.1} + {reach_z:.1} mm <= {z1:.1})",
         above.z
+    );
+    // Nor below the caudal-most one.
+    let (bottom, prev) = (
+        &spine.vertebrae[spine.vertebrae.len() - 1],
+        &spine.vertebrae[spine.vertebrae.len() - 2],
+    );
+    let below = bottom.centre_mm + (bottom.centre_mm - prev.centre_mm);
+    let reach_z = bottom.height_mm / 2.0 * bottom.superior_axis.z.abs()
+        + bottom.depth_mm / 2.0 * bottom.anterior_axis.z.abs();
+    assert!(
+        below.z - reach_z < z0,
+        "a whole body fits below the caudal-most one ({:.1} - {reach_z:.1} mm >= {z0:.1})",
+        below.z
     );
     // An unbroken run: each body one vertebra from the next (thoracic pitch 17-35 mm,
     // and no neighbour twice as far as another: no body skipped).
@@ -225,4 +241,63 @@ fn issue_3_totalseg_body_lies_in_t12_near_its_centre() {
             .collect::<Vec<_>>(),
         reference["labels"]
     );
+}
+
+/// Heights of two LIDC bodies read by eye on sagittal reformats through their centres
+/// (10 px/mm, mm ticks, HU 0-450; the outer edges of the endplates against the discs):
+/// `(centre z, anterior, middle, posterior)`, mm. Readings are good to about 1 mm.
+const LIDC_READ_HEIGHTS_MM: [(f64, f64, f64, f64); 2] =
+    [(-246.4, 22.5, 22.5, 22.5), (-303.0, 26.0, 26.0, 26.0)];
+/// Agreement asked of the measurement with the reading, mm: the reading's own
+/// uncertainty and a 2.5 mm slice's worth of blur on each endplate's half-maximum.
+const READ_TOLERANCE_MM: f64 = 1.5;
+
+#[test]
+fn issue_4_lidc_heights_agree_with_a_reading_by_eye() {
+    let Some(dir) = data("ct/lidc-idri-0003") else {
+        return;
+    };
+    let a = analyse(&[dir], &SelectRules::default()).unwrap();
+    let (spine, volume) = (a.spine.as_ref().unwrap(), a.volume.as_ref().unwrap());
+    let assessed = morphometry::assess(volume, spine);
+    for (v, m) in spine.vertebrae.iter().zip(&assessed) {
+        println!(
+            "z {:7.1}: {}",
+            v.centre_mm.z,
+            m.map_or("not measured".to_owned(), |m| format!(
+                "A {:.1} M {:.1} P {:.1} mm, grade {}",
+                m.heights_mm.anterior, m.heights_mm.middle, m.heights_mm.posterior, m.grade
+            ))
+        );
+    }
+    // No known fracture: a measured body grading 2-3 would be a false alarm.
+    for m in assessed.iter().flatten() {
+        assert!(m.grade < GenantGrade::Moderate, "{m:?}");
+    }
+    for (z, ha, hm, hp) in LIDC_READ_HEIGHTS_MM {
+        let (v, m) = spine
+            .vertebrae
+            .iter()
+            .zip(&assessed)
+            .min_by(|a, b| {
+                (a.0.centre_mm.z - z)
+                    .abs()
+                    .total_cmp(&(b.0.centre_mm.z - z).abs())
+            })
+            .unwrap();
+        assert!((v.centre_mm.z - z).abs() < 5.0, "no body at z {z}");
+        let h = m
+            .unwrap_or_else(|| panic!("body at z {z} not measured"))
+            .heights_mm;
+        for (name, got, read) in [
+            ("anterior", h.anterior, ha),
+            ("middle", h.middle, hm),
+            ("posterior", h.posterior, hp),
+        ] {
+            assert!(
+                (got - read).abs() <= READ_TOLERANCE_MM,
+                "z {z}: {name} height {got:.1} mm, read {read:.1} mm"
+            );
+        }
+    }
 }

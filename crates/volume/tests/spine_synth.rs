@@ -152,6 +152,8 @@ fn issue_3_vertebra_centres_and_labels_on_synthetic_studies() {
 /// arch crosses the midline at T4, as bright as thin cortex and with no fat plane
 /// between. The anterior wall search used to run on through it (no body found from T1
 /// to T10 here, 8 of 17 located) and the lateral centring to pull the bodies towards it.
+/// T1-T3 were then still missed where the rough column slid off the bodies at the top
+/// of the scan (14 of 17), until the second look along the bodies' line.
 ///
 /// Labels are not asserted: on this phantom the twelfth rib reaches the level of L1's
 /// middle and the rib-based labelling is one level off (a known limitation of step 5).
@@ -182,6 +184,7 @@ fn arterial_contrast_does_not_hide_the_thoracic_bodies() {
             println!("  {:<4} MISSED", t.label.to_string());
         }
     }
+    // C7 and the sacrum are drawn too: finding them is not a false detection.
     let false_found = spine
         .vertebrae
         .iter()
@@ -189,6 +192,12 @@ fn arterial_contrast_does_not_hide_the_thoracic_bodies() {
             in_view
                 .iter()
                 .all(|t| (v.centre_mm - t.centre_mm).norm() > MATCH_RADIUS_MM)
+        })
+        .filter(|v| {
+            truth
+                .context_vertebrae
+                .iter()
+                .all(|c| (v.centre_mm - c.centre_mm).norm() > MATCH_RADIUS_MM)
         })
         .count();
     let max = errors.iter().copied().fold(0.0, f64::max);
@@ -198,7 +207,7 @@ fn arterial_contrast_does_not_hide_the_thoracic_bodies() {
         in_view.len()
     );
     assert!(
-        errors.len() + 3 >= in_view.len(),
+        errors.len() + 1 >= in_view.len(),
         "{} of {} vertebrae located",
         errors.len(),
         in_view.len()
