@@ -272,12 +272,23 @@ fn router(
     ready: Arc<AtomicBool>,
 ) -> Router {
     let probe = web.store.clone();
+    let journal = web.store.clone();
     spinewatch_web::router(web)
         .route(
             "/metrics",
             get(move || {
-                let metrics = metrics.clone();
-                async move { metrics.render() }
+                let (metrics, store) = (metrics.clone(), journal.clone());
+                async move {
+                    // The journal's gauges as of this scrape; on a failure the last
+                    // values stand (and /readyz says the database is unreachable).
+                    let refreshed =
+                        tokio::task::spawn_blocking(move || pipeline::set_study_gauges(&store))
+                            .await;
+                    if let Ok(Err(e)) = refreshed {
+                        tracing::warn!(error = %format!("{e:#}"), "study gauges not refreshed");
+                    }
+                    metrics.render()
+                }
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))

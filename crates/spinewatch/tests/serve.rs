@@ -151,6 +151,16 @@ fn issue_5_storescu_study_is_queued_and_young_and_mr_studies_are_excluded() {
             }
         },
     );
+    // The backlog gauge is read from the journal at each scrape: once every outcome is
+    // counted, the next scrape shows nothing left (it was refreshed every 2 s, and a
+    // scrape right after the outcomes showed them still waiting).
+    let next = server.metrics();
+    assert_eq!(
+        next.get("spinewatch_backlog_studies"),
+        Some(0.0),
+        "{}",
+        next.0
+    );
     assert_eq!(metrics.studies("positive"), 1.0, "{}", metrics.0);
     assert_eq!(metrics.studies("negative"), 0.0, "{}", metrics.0);
     assert_eq!(metrics.studies("not_analysable"), 0.0, "{}", metrics.0);

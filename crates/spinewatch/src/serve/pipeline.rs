@@ -174,15 +174,11 @@ async fn schedule(
         pending.extend(due);
         if refreshed.is_none_or(|t| t.elapsed() >= GAUGE_REFRESH) {
             refreshed = Some(Instant::now());
-            let (states, backlog) = blocking({
+            let backlog = blocking({
                 let store = store.clone();
-                move || Ok((store.state_counts()?, store.backlog()?))
+                move || set_study_gauges(&store)
             })
             .await?;
-            for (state, n) in states {
-                metrics::gauge!(telemetry::STUDIES, "state" => state.as_str()).set(n as f64);
-            }
-            metrics::gauge!(telemetry::BACKLOG).set(backlog as f64);
             let open = backlog < settings.max_backlog_studies;
             if open != accepting.swap(open, Ordering::Relaxed) {
                 tracing::warn!(backlog, open, "ingest backpressure changed");
@@ -190,6 +186,20 @@ async fn schedule(
             metrics::gauge!(telemetry::ACCEPTING).set(if open { 1.0 } else { 0.0 });
         }
     }
+}
+
+/// Sets the studies-by-state and backlog gauges from the journal (blocking), and gives
+/// the backlog. The scheduler calls it every [`GAUGE_REFRESH`]; the `/metrics` route
+/// calls it before each scrape, so that a scrape right after a study's outcome does not
+/// show it still in the backlog.
+pub fn set_study_gauges(store: &Store) -> spinewatch_triage::Result<u64> {
+    let states = store.state_counts()?;
+    let backlog = store.backlog()?;
+    for (state, n) in states {
+        metrics::gauge!(telemetry::STUDIES, "state" => state.as_str()).set(n as f64);
+    }
+    metrics::gauge!(telemetry::BACKLOG).set(backlog as f64);
+    Ok(backlog)
 }
 
 /// Takes complete studies off the channel, one at a time, until shutdown.
