@@ -17,7 +17,7 @@
 //!    is never bone, the posterior wall the bright column in front of it and the anterior
 //!    wall the last bright column before prevertebral soft tissue; their middle is the
 //!    line the discs are sought on. The discs (dark lines between two endplates) are
-//!    chosen together as the most regular chain ([`discs`]); the bodies lie between
+//!    chosen together as the most regular chain (module `discs`); the bodies lie between
 //!    them, centred in depth on their endplates. Where the scan goes on well beyond the
 //!    outermost body and the centreline has slid off the bodies' line there, steps 3-4
 //!    look again along the straight continuation of the bodies' line.
