@@ -194,7 +194,11 @@ async fn schedule(
 /// show it still in the backlog.
 pub fn set_study_gauges(store: &Store) -> spinewatch_triage::Result<u64> {
     let states = store.state_counts()?;
-    let backlog = store.backlog()?;
+    let backlog = states
+        .iter()
+        .filter(|(state, _)| state.is_pending())
+        .map(|(_, n)| n)
+        .sum();
     for (state, n) in states {
         metrics::gauge!(telemetry::STUDIES, "state" => state.as_str()).set(n as f64);
     }
