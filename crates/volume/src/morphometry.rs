@@ -317,7 +317,8 @@ fn measure_with(volume: &HuVolume, v: &LocatedVertebra, rule: EdgeRule) -> Optio
     };
     let mut last = None;
     for pass in 0..=AXIS_REFINEMENTS {
-        let Some((measurement, next)) = measure_pass(&probe, &frame, v) else {
+        let turn = pass < AXIS_REFINEMENTS;
+        let Some((measurement, next)) = measure_pass(&probe, &frame, v, turn) else {
             // A blurred edge can be lost as the frame turns (a line near a wall then
             // crosses the thin posterior end of a thoracic disc obliquely): the last
             // frame that found every edge stands. A cortex is not lost that way.
@@ -342,12 +343,14 @@ fn measure_with(volume: &HuVolume, v: &LocatedVertebra, rule: EdgeRule) -> Optio
     last
 }
 
-/// One measurement in `frame`, and the frame turned onto the body's mid-plane for the
-/// next (`None` when the turn would be too steep); `None` when an edge is missing.
+/// One measurement in `frame`, and, when `turn` asks for it, the frame turned onto the
+/// body's mid-plane for the next (`None` when the turn would be too steep); `None` when
+/// an edge is missing.
 fn measure_pass(
     probe: &Probe,
     frame: &Frame,
     v: &LocatedVertebra,
+    turn: bool,
 ) -> Option<(Measurement, Option<Frame>)> {
     let (posterior_mm, anterior_mm) = walls(probe.volume, frame, v, probe.rule)?;
     let m_u = (anterior_mm + posterior_mm) / 2.0;
@@ -370,6 +373,9 @@ fn measure_pass(
         superior_axis: frame.superior,
         anterior_axis: frame.anterior,
     };
+    if !turn {
+        return Some((measurement, None));
+    }
     // The mid-plane: through the middle line's midpoint, sloping anteriorly as the
     // midpoints of the anterior and posterior lines do, laterally as those of lines
     // either side of the three do (the median of the three, so that a Schmorl node
