@@ -6,17 +6,19 @@
 //! PACS --A-ASSOCIATE--> server (AE checks, association limit)
 //!      --C-ECHO-------> association (answered)
 //!      --C-STORE------> association --P-DATA--> buffer (4 MiB), spilling to tmp/<random>.part
-//!                         (created ahead, once the previous C-STORE is answered)
-//!                         --one blocking call: write, fdatasync, structure and header
-//!                           check, rename, dir fsync--> instances/<shard>/<uid>.dcm
-//!                         --InstanceSink::record--> the database --> C-STORE-RSP 0x0000
+//!                         (created ahead, its name synced, taken once the previous
+//!                         C-STORE is answered)
+//!                         --one blocking call: structure and header check, seal,
+//!                           write, fdatasync, rename--> instances/<shard>/<uid>.dcm
+//!                           then InstanceSink::record_blocking--> the database
+//!                         --> C-STORE-RSP 0x0000
 //! ```
 //!
 //! - [`config`]: [`IngestConfig`], the `[ingest]` section.
 //! - [`server`]: [`Listener`] and [`serve`]: accept, negotiate, bound, shut down.
 //! - `association` (private): one association's P-DATA state machine.
-//! - [`spool`]: the durable spool (tmp, fsync, atomic rename), one file per SOP
-//!   Instance UID.
+//! - [`spool`]: the durable spool (tmp, seal, fdatasync, atomic rename), one file per
+//!   SOP Instance UID.
 //! - [`structure`]: the completeness check of a spooled data set (truncation).
 //! - [`sink`]: [`InstanceSink`], [`StoredInstance`], [`PatientId`], [`Recorded`],
 //!   [`SinkError`].

@@ -95,8 +95,9 @@ pub enum SinkError {
 }
 
 /// The durable record of received instances (the database), called by every
-/// association task. `record` is awaited before the C-STORE response, so an instance the
-/// PACS sees acknowledged is both on disk and recorded.
+/// association task. The listener calls [`Self::record_blocking`] (by default
+/// [`Self::record`]) before the C-STORE response, so an instance the PACS sees
+/// acknowledged is both on disk and recorded.
 ///
 /// The file is durable before `record` is called (see the [`spool`](crate::spool)'s
 /// durability notes), so a sink may commit its record without syncing it, provided it
@@ -114,6 +115,15 @@ pub trait InstanceSink: Send + Sync + 'static {
         &self,
         instance: &StoredInstance,
     ) -> impl Future<Output = Result<Recorded, SinkError>> + Send;
+
+    /// [`Self::record`], called from a blocking context: the listener calls this, inside
+    /// the one blocking call (tokio's blocking pool) that makes an instance durable, which
+    /// saves the instance a second trip to the pool. The default waits for
+    /// [`Self::record`] on the runtime; a sink whose record is blocking work anyway (a
+    /// database write) does it here directly.
+    fn record_blocking(&self, instance: &StoredInstance) -> Result<Recorded, SinkError> {
+        tokio::runtime::Handle::current().block_on(self.record(instance))
+    }
 
     /// Whether new instances are welcome now. Asked when a C-STORE command arrives,
     /// before its data set is written: `false` makes the listener discard the data

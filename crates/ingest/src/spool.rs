@@ -1,28 +1,28 @@
 //! The durable spool: an instance arrives in memory (spilling to `tmp/<random>.part`
-//! past 4 MiB), then write, fdatasync, atomic rename to
-//! `instances/<shard>/<sop_instance_uid>.dcm`, fsync of the folder.
+//! past 4 MiB), is checked, sealed, written and fdatasynced in its `.part` file, whose
+//! name was made durable when it was created, then renamed to
+//! `instances/<shard>/<sop_instance_uid>.dcm`. One flush of the disk per instance.
 //!
 //! ```text
 //! spool_dir/
-//!   tmp/        3f9c0a1be2d4c5f6.part   being received (removed on any failure and at startup)
-//!   instances/  a7/1.2.840.113619.2.55.3.1234.dcm   durable: fsynced, renamed, folder fsynced
+//!   tmp/        3f9c0a1be2d4c5f6.part   empty (created ahead), being received, or sealed
+//!                                       and synced but not renamed yet (a crash): sorted
+//!                                       out at startup
+//!   instances/  a7/1.2.840.113619.2.55.3.1234.dcm   durable, sealed
 //! ```
 //!
 //! Latency, not CPU, bounds one association: the PACS sends the next instance only once
 //! the previous one is answered, and every awaited trip to tokio's blocking pool waits
 //! for a thread to be scheduled, which on a loaded machine costs more than the I/O it
-//! does. So an instance makes as few awaited trips as possible:
+//! does. So an instance makes as few awaited trips and flushes as possible:
 //!
-//! - its `.part` file is created ahead of need, in a blocking task nobody waits for: by
-//!   [`Spool::spare`], which an association calls once it has answered a C-STORE (the
-//!   PACS takes a millisecond or more to prepare the next instance, whose data set then
-//!   arrives within a fraction of one), else by [`Spool::create`] when the C-STORE
-//!   command arrives. The first write-out or [`Spool::finish`] waits for it. Creating a
-//!   file took 0.4-1.4 ms on the benchmark's busy ext4; created at the command, it was
-//!   still not done when the data set was in (0.2-1.2 ms waited per instance), created
-//!   after the previous response it mostly is (0.04-0.2 ms). One spare per association:
-//!   a pool of files created further ahead measured slower (a creation running during
-//!   an instance's fsync may hold up its journal commit);
+//! - its `.part` file is created ahead of need, its name made durable, in blocking tasks
+//!   nobody waits for: [`Spool::spare`] hands out one of a pool of such files, refilled
+//!   [`POOL_BATCH`] at a time with one fsync of `tmp/` for the batch. An association
+//!   asks for one once it has answered a C-STORE (the PACS takes a millisecond or more
+//!   to prepare the next instance, whose data set then arrives within a fraction of
+//!   one). Creating a file took 0.4-1.4 ms on the benchmark's busy ext4, so it is never
+//!   done when the data set is in;
 //! - a [`PartFile`] gathers the preamble, the file meta group and the data set bytes in
 //!   memory, up to [`PART_BUFFER_BYTES`]; a full buffer is written out in one blocking
 //!   call. An association thus holds at most that buffer plus one PDU, whatever the
@@ -31,17 +31,19 @@
 //!   final fdatasync had less to do, did not pay (2026-11-21 benchmark): 18-26 % slower
 //!   once every instance used it. A 0.5 MB data set arrives in a fraction of a
 //!   millisecond, and the fdatasync's cost on that disk is its flush, not its bytes;
-//! - [`Spool::finish`] does the rest in one blocking call: the last bytes, fdatasync,
-//!   the caller's check of the bytes (from memory when the whole file fitted in the
-//!   buffer, so nothing is read back), the rename into place and the folder fsync;
+//! - [`Spool::finish`] does the rest in one blocking call: the caller's check of the
+//!   bytes (from memory when the whole file fitted in the buffer, so nothing is read
+//!   back), the seal, the last bytes, fdatasync, the rename into place, and the caller's
+//!   record (the sink's: a second trip to the pool cost 0.1-0.2 ms per instance with
+//!   four associations);
 //! - [`Spool::has_room`] measures the disk at most every [`FREE_SPACE_MAX_AGE`], unless
 //!   free space is close to the watermark.
 //!
-//! A CT instance (about 0.5 MB) therefore waits on one blocking call here. Writing a
-//! full buffer from `spawn_blocking`, rather than from a writer thread per association
-//! fed by a channel, keeps one owner of the file at a time and no idle threads; its call
-//! is awaited, so the association does not read while it writes, which costs little as
-//! it happens once per 4 MiB. Each step's time is recorded
+//! A CT instance (about 0.5 MB) therefore waits on one blocking call here and one flush.
+//! Writing a full buffer from `spawn_blocking`, rather than from a writer thread per
+//! association fed by a channel, keeps one owner of the file at a time and no idle
+//! threads; its call is awaited, so the association does not read while it writes,
+//! which costs little as it happens once per 4 MiB. Each step's time is recorded
 //! ([`metrics::STORE_STEP_SECONDS`]).
 //!
 //! The file of a [`PartFile`] (or [`SparePart`]) is deleted when dropped unless it was
@@ -53,12 +55,25 @@
 //!
 //! # Durability
 //!
-//! A file in `instances/` is whole and durable: its bytes were fdatasynced before its
-//! rename, and its name is made durable by the folder fsync before [`Spool::finish`]
-//! returns, or, for a name a dead process renamed without that fsync, by the `syncfs`
-//! of [`Spool::open`]. So the spool can be the source of truth: a sink that commits its
-//! records without syncing them rebuilds the lost ones at startup from
-//! [`durable_instances`] (spinewatch's journal does).
+//! An instance is answered once its bytes are durable under a durable name, with one
+//! flush: the fdatasync of its part. The part's name in `tmp/` was made durable when the
+//! part was created; the rename into `instances/` that follows the fdatasync is not
+//! synced (that fsync of the shard folder was a second flush per instance: 35 % of the
+//! throughput on a journaled ext4, 2026-11-21). A power cut may thus undo a rename, and
+//! leave a synced instance in `tmp/`. [`Spool::open`] tells such a part from the parts
+//! that were never answered by its **seal**: once the check of an instance has passed,
+//! and before its fdatasync, its preamble (128 bytes that PS3.10 section 7.1 leaves to
+//! the implementation) gets a seal: a magic, the file's length and the CRC-32 of every
+//! byte after the preamble ([`sealed_uid`]). A part with a whole seal that matches its
+//! bytes was synced (or was about to be) after its check passed, and is put into place;
+//! any other part (empty, received in part, refused, or torn because the power went
+//! before its fdatasync was done) is removed. Rename is atomic on the file systems the
+//! spool is meant for (ext4, xfs: journaled), so a crash leaves the file under one name
+//! or the other. [`Spool::open`] then makes the whole spool durable (`syncfs`).
+//!
+//! So a file in `instances/` is whole and durable, and the spool can be the source of
+//! truth: a sink that commits its records without syncing them rebuilds the lost ones
+//! at startup from [`durable_instances`] (spinewatch's journal does).
 //!
 //! One SOP Instance UID is one file: [`Spool::finish`] keeps the first durable copy and
 //! discards later ones (a DICOM instance never changes under its UID; a corrected one
@@ -95,6 +110,18 @@ pub const PART_EXTENSION: &str = "part";
 /// Number of shard folders under `instances/` (two hex digits).
 const SHARDS: usize = 256;
 
+/// Parts a refill of the spool's pool creates, with one fsync of `tmp/` for them all.
+pub const POOL_BATCH: usize = 16;
+/// A refill starts when fewer parts than this are ready.
+const POOL_LOW: usize = POOL_BATCH / 2;
+
+/// Bytes of the Part 10 preamble (PS3.10 section 7.1), where the spool writes its seal.
+pub const PREAMBLE_BYTES: usize = 128;
+/// What a seal starts with.
+const SEAL_MAGIC: &[u8; 16] = b"spinewatch:seal1";
+/// Bytes of a seal that carry information: magic, length, CRC, the seal's own CRC.
+const SEAL_BYTES: usize = 32;
+
 /// Bytes a [`PartFile`] gathers in memory before writing them out (4 MiB). A whole CT or
 /// MR instance fits (a 512x512 16-bit slice is 0.5 MB), so most instances are written by
 /// the single blocking call of [`Spool::finish`]; a larger one (multi-frame) makes one
@@ -120,7 +147,41 @@ pub struct Spool {
     written_bytes: Arc<AtomicU64>,
     /// The last free-space reading. A std mutex: held for a copy, never across `.await`.
     free_space: std::sync::Mutex<Option<FreeSpace>>,
+    /// Empty parts whose names are durable, for [`Self::spare`].
+    pool: Arc<std::sync::Mutex<PartPool>>,
     locks: Box<[Mutex<()>]>,
+}
+
+/// Empty `.part` files created ahead of need, their names made durable together by one
+/// fsync of `tmp/` (dropped with the spool, which deletes them). A std mutex: held
+/// for a push or a pop, never across `.await`.
+#[derive(Debug, Default)]
+struct PartPool {
+    ready: Vec<OpenPart>,
+    /// Whether a refill is under way.
+    refilling: bool,
+}
+
+impl PartPool {
+    /// Creates [`POOL_BATCH`] parts in `tmp` and makes their names durable with one fsync
+    /// of the folder, then adds them to the pool (blocking). On an error the parts made
+    /// are deleted, the error logged; [`Spool::spare`] then creates parts one by one,
+    /// and tries a refill again the next time.
+    fn refill(pool: &std::sync::Mutex<Self>, tmp: &Path) {
+        let made = (0..POOL_BATCH)
+            .map(|_| OpenPart::create_unsynced(&part_path(tmp)))
+            .collect::<Result<Vec<_>>>()
+            .and_then(|parts| {
+                sync_dir(tmp).map_err(prepare(tmp))?;
+                Ok(parts)
+            });
+        let mut pool = pool.lock().unwrap_or_else(PoisonError::into_inner);
+        pool.refilling = false;
+        match made {
+            Ok(parts) => pool.ready.extend(parts),
+            Err(e) => warn!(error = %ErrorChain(&e), "Could not create parts ahead of need."),
+        }
+    }
 }
 
 /// A reading of the free disk space.
@@ -150,40 +211,17 @@ impl FreeSpace {
 }
 
 impl Spool {
-    /// Creates the folders if needed and removes `.part` files left by a previous run
-    /// (they were never acknowledged: the PACS sends them again). Blocking: call it at
-    /// startup or from `spawn_blocking`.
+    /// Opens the spool at `root` after [`recover`]ing it. Blocking: call it at startup or
+    /// from `spawn_blocking`.
     pub fn open(root: &Path, min_free_disk_bytes: u64) -> Result<Self> {
-        let tmp = root.join(TMP_DIR);
-        let instances = root.join(INSTANCES_DIR);
-        for dir in [&tmp, &instances] {
-            std::fs::create_dir_all(dir).map_err(prepare(dir))?;
-        }
-        for shard in 0..SHARDS {
-            let dir = instances.join(format!("{shard:02x}"));
-            std::fs::create_dir_all(&dir).map_err(prepare(&dir))?;
-        }
-        let removed = remove_parts(&tmp)?;
-        for dir in [root, &tmp, &instances] {
-            sync_dir(dir).map_err(prepare(dir))?;
-        }
-        // A process that died between an instance's rename and its folder's fsync left
-        // a name that is visible but maybe not durable. Make the whole spool durable
-        // once, so that from here on every file in `instances/` is: `finish` answers a
-        // duplicate on the strength of the file it finds there.
-        sync_tree(&instances).map_err(prepare(&instances))?;
-        if removed > 0 {
-            warn!(
-                files = removed,
-                "Removed partial instances left by a previous run."
-            );
-        }
+        recover(root)?;
         Ok(Self {
-            tmp,
-            instances,
+            tmp: root.join(TMP_DIR),
+            instances: root.join(INSTANCES_DIR),
             min_free_disk_bytes,
             written_bytes: Arc::new(AtomicU64::new(0)),
             free_space: std::sync::Mutex::new(None),
+            pool: Arc::default(),
             locks: (0..SHARDS).map(|_| Mutex::new(())).collect(),
         })
     }
@@ -200,9 +238,7 @@ impl Spool {
 
     /// Where the instance `uid` is kept once durable.
     pub fn final_path(&self, uid: &Uid) -> PathBuf {
-        self.instances
-            .join(format!("{:02x}", shard(uid)))
-            .join(format!("{uid}.dcm"))
+        final_path_in(&self.instances, uid)
     }
 
     /// Whether the disk holding the spool has more free space than the watermark. The
@@ -244,21 +280,40 @@ impl Spool {
         self.create_in(meta, self.spare())
     }
 
-    /// Starts creating an empty `.part` file for an instance that has not arrived yet,
-    /// in a blocking task not awaited: an association asks for one once it has answered
-    /// a C-STORE, so that the file is ready when the next instance arrives (the PACS
-    /// takes a millisecond or more to prepare it; the data set itself then arrives
-    /// faster than a file is created on a busy disk). Deleted when dropped unused.
+    /// An empty `.part` file, its name durable, for an instance that has not arrived
+    /// yet: one from the pool of parts created ahead (refilled [`POOL_BATCH`] at a time
+    /// in a blocking task nobody waits for, with one fsync of `tmp/` for the batch), or
+    /// when the pool is empty, one being created in such a task. An association asks for
+    /// one once it has answered a C-STORE, so that the file is ready when the next
+    /// instance arrives. Deleted when dropped unused.
     pub fn spare(&self) -> SparePart {
-        let path = self
-            .tmp
-            .join(format!("{:016x}.{PART_EXTENSION}", rand::random::<u64>()));
-        let disk = match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let (ready, refill) = {
+            let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+            let ready = pool.ready.pop();
+            let refill = runtime.is_some() && !pool.refilling && pool.ready.len() < POOL_LOW;
+            pool.refilling |= refill;
+            (ready, refill)
+        };
+        if let Some(runtime) = &runtime
+            && refill
+        {
+            let (pool, tmp) = (Arc::clone(&self.pool), self.tmp.clone());
+            drop(runtime.spawn_blocking(move || PartPool::refill(&pool, &tmp)));
+        }
+        if let Some(open) = ready {
+            return SparePart {
+                path: open.path.clone(),
+                disk: Disk::Open(open),
+            };
+        }
+        let path = part_path(&self.tmp);
+        let disk = match runtime {
+            Some(runtime) => {
                 let path = path.clone();
                 Disk::Creating(runtime.spawn_blocking(move || OpenPart::create(&path)))
             }
-            Err(_) => Disk::NotCreated,
+            None => Disk::NotCreated,
         };
         SparePart { path, disk }
     }
@@ -267,7 +322,7 @@ impl Spool {
     pub fn create_in(&self, meta: &FileMetaTable, spare: SparePart) -> Result<PartFile> {
         // A CT slice (0.5 MB) fits without growing; untouched pages cost no memory.
         let mut buf = Vec::with_capacity(1 << 20);
-        buf.extend_from_slice(&[0_u8; 128]);
+        buf.extend_from_slice(&[0_u8; PREAMBLE_BYTES]);
         buf.extend_from_slice(b"DICM");
         meta.write(&mut buf)
             .map_err(|e| Error::BuildMeta(Box::new(e)))?;
@@ -280,6 +335,7 @@ impl Spool {
             len,
             data_offset: len,
             written_bytes: self.written_bytes.clone(),
+            crc: crc32fast::Hasher::new(),
         })
     }
 
@@ -289,22 +345,27 @@ impl Spool {
         self.locks[usize::from(shard(uid))].lock().await
     }
 
-    /// Makes `part` durable as the instance `uid`, in one blocking call: writes its last
-    /// bytes, fsyncs it, runs `verify` on its bytes (see [`PartData`]), and if `verify`
-    /// accepts them, renames the file into place and fsyncs the folder. If the instance
-    /// is already there, the part is discarded and the existing file kept (after
-    /// `verify`: a broken copy is refused even so). A refused or failed part is deleted.
-    /// Call under [`Self::lock`].
-    pub async fn finish<T, E, F>(
+    /// Makes `part` durable as the instance `uid` and records it, in one blocking call:
+    /// runs `verify` on its bytes (see [`PartData`]); if `verify` accepts them, seals the
+    /// part, writes its last bytes, fdatasyncs it and renames it into place; then runs
+    /// `record` on the result (the sink's record: see the module documentation for why
+    /// it runs here). If the instance is already there, the part is discarded, the
+    /// existing file kept and `record` told so (after `verify`: a broken copy is refused
+    /// even so). A refused or failed part is deleted, and so is the file it added if
+    /// `record` refuses it. Call under [`Self::lock`].
+    pub async fn finish<T, R, E, V, C>(
         &self,
         part: PartFile,
         uid: &Uid,
-        verify: F,
-    ) -> Result<(Committed, T), FinishError<E>>
+        verify: V,
+        record: C,
+    ) -> Result<(Committed, R), FinishError<E>>
     where
         T: Send + 'static,
+        R: Send + 'static,
         E: Send + 'static,
-        F: FnOnce(&PartData<'_>) -> Result<T, E> + Send + 'static,
+        V: FnOnce(&PartData<'_>) -> Result<T, E> + Send + 'static,
+        C: FnOnce(&Committed, T) -> Result<R, E> + Send + 'static,
     {
         let to = self.final_path(uid);
         let mut part = part;
@@ -314,22 +375,17 @@ impl Spool {
         let queued = Instant::now();
         tokio::task::spawn_blocking(move || {
             metrics::store_step(StoreStep::Queue, queued.elapsed());
-            part.finish_blocking(to, verify)
+            part.finish_blocking(to, verify, record)
         })
         .await
-        .map_err(|e| FinishError::Spool(Error::Join(e)))?
-    }
-
-    /// Removes a committed instance again (the sink refused it) and fsyncs its folder;
-    /// failures are logged, the PACS will send the instance again.
-    pub async fn remove(&self, path: &Path) {
-        let path = path.to_owned();
-        let done = tokio::task::spawn_blocking(move || remove_synced(&path)).await;
-        match done {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(error = %ErrorChain(&e), "Could not remove a refused instance."),
-            Err(e) => warn!(error = %ErrorChain(&e), "Could not remove a refused instance."),
-        }
+        .map_err(|e| {
+            // A panic in `verify` or `record` is the caller's: it goes on in the
+            // caller's task, as if they had run there.
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            FinishError::Spool(Error::Join(e))
+        })?
     }
 }
 
@@ -380,12 +436,13 @@ impl<'a> PartData<'a> {
     }
 }
 
-/// Why [`Spool::finish`] did not commit a part.
+/// Why [`Spool::finish`] did not commit and record a part.
 #[derive(Debug)]
 pub enum FinishError<E> {
     /// Writing, syncing or moving the file failed.
     Spool(Error),
-    /// The caller's check refused the synced file.
+    /// The caller's check refused the part, or its record refused the committed file
+    /// (which was then removed again if this part had added it).
     Refused(E),
 }
 
@@ -423,6 +480,8 @@ pub struct PartFile {
     data_offset: u64,
     /// The spool's count of bytes written, for [`Spool::has_room`].
     written_bytes: Arc<AtomicU64>,
+    /// CRC-32 of the bytes written out so far, the preamble excepted (for the seal).
+    crc: crc32fast::Hasher,
 }
 
 /// The `.part` file of a [`PartFile`].
@@ -448,8 +507,21 @@ struct OpenPart {
 }
 
 impl OpenPart {
-    /// Creates the file (blocking).
+    /// Creates the file and makes its name durable with an fsync of its folder
+    /// (blocking): once its bytes are synced, the part survives a power cut under this
+    /// name, whether or not its unsynced rename into place does (see the module
+    /// documentation). Done ahead of need, so that this flush is not an instance's.
     fn create(path: &Path) -> Result<Self> {
+        let part = Self::create_unsynced(path)?;
+        // On failure `part` is dropped, which deletes the file.
+        path.parent()
+            .map_or(Ok(()), sync_dir)
+            .map_err(write_error(path))?;
+        Ok(part)
+    }
+
+    /// Creates the file, its name not durable yet (blocking).
+    fn create_unsynced(path: &Path) -> Result<Self> {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -529,15 +601,23 @@ impl PartFile {
         // the part cannot go on with a hole in it.
         let disk = std::mem::replace(&mut self.disk, Disk::Lost);
         let buf = std::mem::take(&mut self.buf);
+        let mut crc = std::mem::take(&mut self.crc);
+        // The first write-out starts with the preamble, which the seal's CRC leaves out.
+        let skip = if self.len == buf.len() as u64 {
+            PREAMBLE_BYTES
+        } else {
+            0
+        };
         let path = self.path.clone();
-        let (open, mut buf) = tokio::task::spawn_blocking(move || {
+        let (open, mut buf, crc) = tokio::task::spawn_blocking(move || {
             let mut open = match disk {
                 Disk::NotCreated => OpenPart::create(&path)?,
                 Disk::Open(open) => open,
                 Disk::Creating(_) | Disk::Lost => return Err(lost(&path)),
             };
             open.append(&buf)?;
-            Ok((open, buf))
+            crc.update(&buf[skip..]);
+            Ok((open, buf, crc))
         })
         .await
         .map_err(Error::Join)??;
@@ -545,6 +625,7 @@ impl PartFile {
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
         buf.clear();
         self.buf = buf;
+        self.crc = crc;
         self.disk = Disk::Open(open);
         Ok(())
     }
@@ -564,44 +645,45 @@ impl PartFile {
     }
 
     /// The body of [`Spool::finish`] (blocking), after [`Self::settle`].
-    fn finish_blocking<T, E>(
+    fn finish_blocking<T, R, E>(
         self,
         to: PathBuf,
         verify: impl FnOnce(&PartData<'_>) -> Result<T, E>,
-    ) -> Result<(Committed, T), FinishError<E>> {
+        record: impl FnOnce(&Committed, T) -> Result<R, E>,
+    ) -> Result<(Committed, R), FinishError<E>> {
         let Self {
             path,
             disk,
-            buf,
+            mut buf,
             len,
             data_offset,
             written_bytes,
+            mut crc,
         } = self;
         let mut step = Instant::now();
         let mut took =
             |s| metrics::store_step(s, std::mem::replace(&mut step, Instant::now()).elapsed());
+        let spool_error = |e| FinishError::Spool(e);
         let mut open = match disk {
-            Disk::NotCreated => OpenPart::create(&path).map_err(FinishError::Spool)?,
+            Disk::NotCreated => OpenPart::create(&path).map_err(spool_error)?,
             Disk::Open(open) => open,
-            Disk::Creating(_) | Disk::Lost => return Err(FinishError::Spool(lost(&path))),
+            Disk::Creating(_) | Disk::Lost => return Err(spool_error(lost(&path))),
         };
-        open.append(&buf).map_err(FinishError::Spool)?;
-        written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        took(StoreStep::Write);
-        // fdatasync: the bytes and what reading them back needs (size, blocks), not the
-        // times.
-        open.file
-            .sync_data()
-            .map_err(|e| FinishError::Spool(write_error(&open.path)(e)))?;
-        took(StoreStep::Sync);
+        // The buffer holds the whole file unless some was written out before; then the
+        // rest joins it first, so that `verify` reads the whole file.
+        let in_memory = buf.len() as u64 == len;
+        if !in_memory {
+            open.append(&buf).map_err(spool_error)?;
+            crc.update(&buf);
+            written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            took(StoreStep::Write);
+        }
         let data = PartData {
             path: &open.path,
-            // The buffer holds the whole file unless some was written out before.
-            memory: (buf.len() as u64 == len).then_some(&buf[..]),
+            memory: in_memory.then_some(&buf[..]),
             data_offset,
         };
         let checked = verify(&data).map_err(FinishError::Refused)?;
-        drop(buf);
         took(StoreStep::Verify);
         let from = open.path.clone();
         let commit_error = |source| {
@@ -613,36 +695,60 @@ impl PartFile {
         };
         match std::fs::metadata(&to) {
             Ok(meta) => {
-                // Already durable: renamed and its folder fsynced under this shard's
-                // lock, or found at startup and synced by `Spool::open`. `open` is
-                // dropped, which deletes the part.
+                // Already durable: its bytes synced before its rename, under this
+                // shard's lock, or found at startup and synced by `Spool::open`. The
+                // part is dropped unsynced, which deletes it.
+                drop(open);
                 took(StoreStep::Commit);
                 let committed = Committed {
                     path: to,
                     size_bytes: meta.len(),
                     added: false,
                 };
-                return Ok((committed, checked));
+                let recorded = record(&committed, checked).map_err(FinishError::Refused)?;
+                return Ok((committed, recorded));
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(source) => return Err(commit_error(source)),
         }
+        // Sealed only once verified: a sealed part is one to keep (see `sealed_uid`).
+        let write_error = |e| FinishError::Spool(write_error(&from)(e));
+        if in_memory {
+            let crc = crc32fast::hash(&buf[PREAMBLE_BYTES..]);
+            buf[..PREAMBLE_BYTES].copy_from_slice(&seal(len, crc));
+            open.append(&buf).map_err(spool_error)?;
+            written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            took(StoreStep::Write);
+        } else {
+            open.file
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| open.file.write_all(&seal(len, crc.finalize())))
+                .map_err(write_error)?;
+        }
+        drop(buf);
+        // fdatasync: the bytes and what reading them back needs (size, blocks), not the
+        // times. The part's name was made durable at its creation.
+        open.file.sync_data().map_err(write_error)?;
+        took(StoreStep::Sync);
+        // Not followed by an fsync of the folder: the part is durable under its old
+        // name until this rename is (see the module documentation).
         std::fs::rename(&from, &to).map_err(commit_error)?;
         open.committed = true;
-        if let Err(source) = to.parent().map_or(Ok(()), sync_dir) {
-            // Not durable: undo, so that the instance is not acknowledged half-done.
-            if let Err(e) = remove_synced(&to) {
-                warn!(error = %ErrorChain(&e), "Could not remove an instance not made durable.");
-            }
-            return Err(commit_error(source));
-        }
         took(StoreStep::Commit);
         let committed = Committed {
             path: to,
             size_bytes: len,
             added: true,
         };
-        Ok((committed, checked))
+        match record(&committed, checked) {
+            Ok(recorded) => Ok((committed, recorded)),
+            Err(refused) => {
+                if let Err(e) = remove_synced(&committed.path) {
+                    warn!(error = %ErrorChain(&e), "Could not remove an instance not recorded.");
+                }
+                Err(FinishError::Refused(refused))
+            }
+        }
     }
 }
 
@@ -700,17 +806,147 @@ pub fn sync_instance(path: &Path) -> Result<()> {
     })
 }
 
-/// Removes the `.part` files in `dir`; how many there were.
-fn remove_parts(dir: &Path) -> Result<usize> {
-    let mut removed = 0_usize;
-    for entry in std::fs::read_dir(dir).map_err(prepare(dir))? {
-        let path = entry.map_err(prepare(dir))?.path();
-        if path.extension().is_some_and(|e| e == PART_EXTENSION) {
-            std::fs::remove_file(&path).map_err(prepare(&path))?;
-            removed += 1;
+/// The seal of a part of `len` bytes whose bytes after the preamble have the CRC-32
+/// `crc`, as its preamble: [`SEAL_MAGIC`], `len` (u64 LE), `crc` (u32 LE), the CRC-32
+/// of those 28 bytes (u32 LE), zeros.
+fn seal(len: u64, crc: u32) -> [u8; PREAMBLE_BYTES] {
+    let mut preamble = [0_u8; PREAMBLE_BYTES];
+    preamble[..16].copy_from_slice(SEAL_MAGIC);
+    preamble[16..24].copy_from_slice(&len.to_le_bytes());
+    preamble[24..28].copy_from_slice(&crc.to_le_bytes());
+    let own = crc32fast::hash(&preamble[..28]);
+    preamble[28..SEAL_BYTES].copy_from_slice(&own.to_le_bytes());
+    preamble
+}
+
+/// The length and CRC-32 a preamble's seal promises; `None` if it holds no whole seal.
+fn read_seal(preamble: &[u8; PREAMBLE_BYTES]) -> Option<(u64, u32)> {
+    let word = |at: usize| u32::from_le_bytes([0, 1, 2, 3].map(|i| preamble[at + i]));
+    let sealed = &preamble[..16] == SEAL_MAGIC
+        && crc32fast::hash(&preamble[..28]) == word(28)
+        && preamble[SEAL_BYTES..].iter().all(|&b| b == 0);
+    let len = u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7].map(|i| preamble[16 + i]));
+    sealed.then_some((len, word(24)))
+}
+
+/// Whether the file at `path` is a whole sealed part, and if so the SOP Instance UID
+/// of its file meta group (blocking; reads the whole file). `None` for a part never
+/// sealed (received in part, refused, a duplicate's copy) or whose bytes are not all
+/// those sealed (torn by a power cut before its fdatasync was done).
+pub fn sealed_uid(path: &Path) -> std::io::Result<Option<Uid>> {
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut preamble = [0_u8; PREAMBLE_BYTES];
+    match file.read_exact(&mut preamble) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let Some((len, crc)) = read_seal(&preamble) else {
+        return Ok(None);
+    };
+    if len != size {
+        return Ok(None);
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    let mut chunk = vec![0_u8; 256 << 10];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            n => hasher.update(&chunk[..n]),
         }
     }
-    Ok(removed)
+    if hasher.finalize() != crc {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(PREAMBLE_BYTES as u64))?;
+    let Ok(meta) = FileMetaTable::from_reader(BufReader::new(file)) else {
+        return Ok(None);
+    };
+    Ok(Uid::new(trim_uid(meta.media_storage_sop_instance_uid())).ok())
+}
+
+/// Makes the spool at `root` ready after whatever a previous run left (blocking):
+/// creates its folders if needed, puts into place the sealed parts a previous run left
+/// in `tmp/` and removes the other `.part` files (never acknowledged: the PACS sends
+/// them again), then makes the whole spool durable. [`Spool::open`] runs it; run it
+/// before reading [`durable_instances`] at startup, so that none is missed. Running it
+/// again changes nothing.
+pub fn recover(root: &Path) -> Result<PartsRecovered> {
+    let tmp = root.join(TMP_DIR);
+    let instances = root.join(INSTANCES_DIR);
+    for dir in [&tmp, &instances] {
+        std::fs::create_dir_all(dir).map_err(prepare(dir))?;
+    }
+    for shard in 0..SHARDS {
+        let dir = instances.join(format!("{shard:02x}"));
+        std::fs::create_dir_all(&dir).map_err(prepare(&dir))?;
+    }
+    let parts = recover_parts(&tmp, &instances)?;
+    for dir in [root, &tmp, &instances] {
+        sync_dir(dir).map_err(prepare(dir))?;
+    }
+    // Renames are not synced one by one (see the module documentation), and so neither
+    // were those just done: make the whole spool durable once, so that from here on
+    // every name in `instances/` is. `finish` answers a duplicate on the strength of
+    // the file it finds there.
+    sync_tree(&instances).map_err(prepare(&instances))?;
+    if parts.recovered > 0 {
+        warn!(
+            files = parts.recovered,
+            "Put into place instances made durable by a previous run but not renamed."
+        );
+    }
+    if parts.removed > 0 {
+        warn!(
+            files = parts.removed,
+            "Removed partial instances left by a previous run."
+        );
+    }
+    Ok(parts)
+}
+
+/// What [`recover`] did with the `.part` files of a previous run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PartsRecovered {
+    /// Sealed, whole and not in place yet: renamed into place.
+    pub recovered: usize,
+    /// Unsealed, torn, or already in place: removed.
+    pub removed: usize,
+}
+
+/// Puts the whole sealed parts of `tmp` into place under `instances` (their rename was
+/// lost, or never done: the process died after the fdatasync) and removes the other
+/// `.part` files, which were never acknowledged (blocking). Nothing is synced here:
+/// [`recover`] syncs the whole spool next.
+fn recover_parts(tmp: &Path, instances: &Path) -> Result<PartsRecovered> {
+    let mut done = PartsRecovered::default();
+    for entry in std::fs::read_dir(tmp).map_err(prepare(tmp))? {
+        let path = entry.map_err(prepare(tmp))?.path();
+        if path.extension().is_none_or(|e| e != PART_EXTENSION) {
+            continue;
+        }
+        let to = sealed_uid(&path)
+            .map_err(prepare(&path))?
+            .map(|uid| final_path_in(instances, &uid))
+            .filter(|to| !to.exists());
+        match to {
+            Some(to) => {
+                std::fs::rename(&path, &to).map_err(prepare(&path))?;
+                done.recovered += 1;
+            }
+            None => {
+                std::fs::remove_file(&path).map_err(prepare(&path))?;
+                done.removed += 1;
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// A new, random `.part` path in `tmp`.
+fn part_path(tmp: &Path) -> PathBuf {
+    tmp.join(format!("{:016x}.{PART_EXTENSION}", rand::random::<u64>()))
 }
 
 /// The error of a part whose bytes were lost by an earlier failure.
@@ -833,6 +1069,13 @@ fn header_of(obj: &DefaultDicomObject) -> Header {
     }
 }
 
+/// Where the instance `uid` is kept under the spool's `instances` folder.
+fn final_path_in(instances: &Path, uid: &Uid) -> PathBuf {
+    instances
+        .join(format!("{:02x}", shard(uid)))
+        .join(format!("{uid}.dcm"))
+}
+
 /// The shard of an instance: FNV-1a of its UID, low byte. UID prefixes are shared by a
 /// whole site, so their first characters would put everything in one folder.
 fn shard(uid: &Uid) -> u8 {
@@ -951,18 +1194,32 @@ mod tests {
         assert!(shards.len() > 32, "{}", shards.len());
     }
 
+    /// A record that keeps what the check gave.
+    fn keep<T, E>(_: &Committed, checked: T) -> Result<T, E> {
+        Ok(checked)
+    }
+
     /// `finish` with a check that accepts everything.
     async fn finish(spool: &Spool, part: PartFile, uid: &Uid) -> Committed {
         let accept = |_: &PartData<'_>| Ok::<_, ()>(());
-        match spool.finish(part, uid, accept).await {
+        match spool.finish(part, uid, accept, keep).await {
             Ok((c, ())) => c,
             Err(FinishError::Spool(e)) => panic!("{e}"),
             Err(FinishError::Refused(())) => unreachable!(),
         }
     }
 
+    /// Files in `tmp/` other than the pool's parts, once no refill is under way.
     fn tmp_files(spool: &Spool) -> usize {
-        std::fs::read_dir(spool.tmp_dir()).unwrap().count()
+        loop {
+            let pool = spool.pool.lock().unwrap();
+            if !pool.refilling {
+                let files = std::fs::read_dir(spool.tmp_dir()).unwrap().count();
+                return files - pool.ready.len();
+            }
+            drop(pool);
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Waits (5 s at most) until `tmp/` holds `n` files: a part's file is created and
@@ -1016,7 +1273,7 @@ mod tests {
         assert_eq!(c2.size_bytes, first_len);
         assert_eq!(tmp_files(&spool), 0);
 
-        spool.remove(&c.path).await;
+        remove_synced(&c.path).unwrap();
         assert!(!c.path.exists());
     }
 
@@ -1076,7 +1333,7 @@ mod tests {
             );
             Ok::<_, ()>(whole.len() as u64)
         };
-        let (c, synced_len) = match spool.finish(part, &uid, verify).await {
+        let (c, synced_len) = match spool.finish(part, &uid, verify, keep).await {
             Ok(done) => done,
             Err(_) => panic!("not committed"),
         };
@@ -1092,7 +1349,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn small_instances_are_checked_from_memory_with_the_bytes_of_the_file() {
+    async fn small_instances_are_checked_from_memory_then_sealed_and_written_once() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 0).unwrap();
         let uid = Uid::new("1.2.3.7").unwrap();
@@ -1106,16 +1363,151 @@ mod tests {
                 .read_to_string(&mut tail)
                 .unwrap();
             assert!(data.reader_at(at + 7).is_err(), "past the end");
+            assert_eq!(
+                std::fs::metadata(data.path()).unwrap().len(),
+                0,
+                "checked before anything is written"
+            );
             let mut whole = Vec::new();
             data.reader_at(0).unwrap().read_to_end(&mut whole).unwrap();
-            assert_eq!(whole, std::fs::read(data.path()).unwrap());
-            Ok::<_, ()>(tail)
+            Ok::<_, ()>((tail, whole))
         };
-        let Ok((c, tail)) = spool.finish(part, &uid, verify).await else {
+        let Ok((c, (tail, whole))) = spool.finish(part, &uid, verify, keep).await else {
             panic!("not committed");
         };
         assert_eq!(tail, "456789");
         assert!(c.added);
+        let file = std::fs::read(&c.path).unwrap();
+        assert_eq!(file.len(), whole.len());
+        assert_eq!(whole[..PREAMBLE_BYTES], [0_u8; PREAMBLE_BYTES]);
+        assert_eq!(
+            file[PREAMBLE_BYTES..],
+            whole[PREAMBLE_BYTES..],
+            "bytes as received"
+        );
+        assert_eq!(sealed_uid(&c.path).unwrap(), Some(uid), "sealed preamble");
+    }
+
+    /// Commits a small and a spilled instance; their final paths.
+    async fn two_committed(spool: &Spool) -> [PathBuf; 2] {
+        let mut paths = Vec::new();
+        for (uid, size) in [("1.2.3.20", 1000), ("1.2.3.21", PART_BUFFER_BYTES * 3 / 2)] {
+            let mut part = spool.create(&meta(uid)).unwrap();
+            let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
+            for pdv in data.chunks(65_530) {
+                part.write(pdv).await.unwrap();
+            }
+            paths.push(finish(spool, part, &Uid::new(uid).unwrap()).await.path);
+        }
+        [paths.remove(0), paths.remove(0)]
+    }
+
+    #[tokio::test]
+    async fn sealed_parts_whose_rename_was_lost_are_put_in_place_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let committed = two_committed(&spool).await;
+        let uids = ["1.2.3.20", "1.2.3.21"].map(|u| Uid::new(u).unwrap());
+        for (path, uid) in committed.iter().zip(&uids) {
+            assert_eq!(
+                sealed_uid(path).unwrap().as_ref(),
+                Some(uid),
+                "sealed when spilled too"
+            );
+        }
+        let originals = committed.clone().map(|p| std::fs::read(p).unwrap());
+        // A power cut lost both renames: the parts are back in tmp/ under their names.
+        for (i, path) in committed.iter().enumerate() {
+            std::fs::rename(path, spool.tmp_dir().join(format!("{i:016x}.part"))).unwrap();
+        }
+        let tmp = spool.tmp_dir().to_owned();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        for (path, original) in committed.iter().zip(&originals) {
+            assert_eq!(&std::fs::read(path).unwrap(), original);
+        }
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        assert_eq!(
+            durable_instances(dir.path())
+                .unwrap()
+                .flatten()
+                .flatten()
+                .count(),
+            2
+        );
+        drop(spool);
+    }
+
+    #[tokio::test]
+    async fn torn_unsealed_or_duplicate_parts_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let [small, large] = two_committed(&spool).await;
+        let part = |name: &str| spool.tmp_dir().join(format!("{name}.part"));
+        let bytes = std::fs::read(&large).unwrap();
+        // Torn: a power cut before the fdatasync was done kept the seal but not every
+        // page (zeros where data was), or not the whole length.
+        let mut holed = bytes.clone();
+        holed[bytes.len() / 2..bytes.len() / 2 + 4096].fill(0);
+        std::fs::write(part("holed"), &holed).unwrap();
+        std::fs::write(part("short"), &bytes[..bytes.len() - 1]).unwrap();
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0; 4096]);
+        std::fs::write(part("long"), &longer).unwrap();
+        // Never sealed: whole bytes, zero preamble (received, not verified or refused).
+        let mut unsealed = bytes.clone();
+        unsealed[..PREAMBLE_BYTES].fill(0);
+        std::fs::write(part("unsealed"), &unsealed).unwrap();
+        // A seal with one bit off.
+        let mut bad_seal = bytes.clone();
+        bad_seal[20] ^= 1;
+        std::fs::write(part("bad-seal"), &bad_seal).unwrap();
+        std::fs::write(part("empty"), b"").unwrap();
+        // Sealed and whole, but the instance is in place already.
+        std::fs::copy(&small, part("duplicate")).unwrap();
+        for name in ["holed", "short", "long", "unsealed", "bad-seal", "empty"] {
+            assert_eq!(sealed_uid(&part(name)).unwrap(), None, "{name}");
+        }
+        let tmp = spool.tmp_dir().to_owned();
+        drop(spool);
+        Spool::open(dir.path(), 0).unwrap();
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
+        assert_eq!(std::fs::read(&large).unwrap(), bytes);
+        assert_eq!(
+            durable_instances(dir.path())
+                .unwrap()
+                .flatten()
+                .flatten()
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_record_removes_the_file_it_added_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let uid = Uid::new("1.2.3.30").unwrap();
+        let accept = |_: &PartData<'_>| Ok::<_, &str>(());
+        let refuse = |c: &Committed, ()| {
+            assert!(c.path.exists(), "recorded once in place");
+            Err::<(), _>("database down")
+        };
+        let part = spool.create(&meta("1.2.3.30")).unwrap();
+        assert!(matches!(
+            spool.finish(part, &uid, accept, refuse).await,
+            Err(FinishError::Refused("database down"))
+        ));
+        assert!(!spool.final_path(&uid).exists());
+        assert_eq!(tmp_files(&spool), 0);
+        // A copy in place stays when the record of a duplicate fails.
+        let first = finish(&spool, spool.create(&meta("1.2.3.30")).unwrap(), &uid).await;
+        let part = spool.create(&meta("1.2.3.30")).unwrap();
+        assert!(matches!(
+            spool.finish(part, &uid, accept, refuse).await,
+            Err(FinishError::Refused(_))
+        ));
+        assert!(first.path.exists());
+        assert_eq!(tmp_files(&spool), 0);
     }
 
     #[tokio::test]
@@ -1129,7 +1521,7 @@ mod tests {
             .unwrap();
         let refuse = |_: &PartData<'_>| Err::<(), _>("truncated");
         assert!(matches!(
-            spool.finish(part, &uid, refuse).await,
+            spool.finish(part, &uid, refuse, keep).await,
             Err(FinishError::Refused("truncated"))
         ));
         assert_eq!(tmp_files(&spool), 0);

@@ -58,14 +58,17 @@ async fn stop_mid_instance(stop: Stop) {
     .await;
     send_past_the_buffer(&mut assoc, &bytes[..bytes.len() / 2]).await;
     // The instance is being spooled...
-    wait_until("a .part file is written", || server.tmp_files().len() == 1).await;
+    wait_until("a .part file is written", || {
+        server.partial_files().len() == 1
+    })
+    .await;
     match stop {
         Stop::Abort => assoc.abort().await.unwrap(),
         Stop::Drop => drop(assoc),
     }
     // ...and is gone once the peer has stopped.
     wait_until("the partial instance is removed", || {
-        server.tmp_files().is_empty()
+        server.partial_files().is_empty()
     })
     .await;
     server.assert_spool_empty();
@@ -112,14 +115,20 @@ async fn shutdown_mid_instance_aborts_and_leaves_nothing() {
     )
     .await;
     send_past_the_buffer(&mut assoc, &bytes[..bytes.len() / 2]).await;
-    wait_until("a .part file is written", || server.tmp_files().len() == 1).await;
+    wait_until("a .part file is written", || {
+        server.partial_files().len() == 1
+    })
+    .await;
 
     // Stops in time although an association is open and mid-instance.
     let dir = server.stop().await;
-    let tmp = std::fs::read_dir(dir.path().join("spool/tmp"))
+    // Empty parts created ahead of need may outlive the listener for a moment (a
+    // refill under way when it stopped); the next start removes them.
+    let partial = std::fs::read_dir(dir.path().join("spool/tmp"))
         .unwrap()
+        .filter(|f| f.as_ref().unwrap().metadata().unwrap().len() > 0)
         .count();
-    assert_eq!(tmp, 0, "partial instance left after shutdown");
+    assert_eq!(partial, 0, "partial instance left after shutdown");
     // The peer is told: an A-ABORT (or, at worst, the connection closes).
     let end = tokio::time::timeout(WAIT, assoc.receive()).await.unwrap();
     assert!(

@@ -125,6 +125,6 @@ async fn every_accepted_transfer_syntax_is_received_in_its_own_syntax() {
 
     assert_eq!(stored.len(), accepted.len());
     assert_eq!(server.instance_files().len(), accepted.len());
-    assert!(server.tmp_files().is_empty());
+    assert!(server.partial_files().is_empty());
     server.stop().await;
 }

@@ -52,7 +52,7 @@ async fn failed_instances_get_a_status_and_the_association_goes_on() {
     );
     assoc.release().await.unwrap();
     assert_eq!(server.instance_files().len(), 1);
-    assert!(server.tmp_files().is_empty());
+    assert!(server.partial_files().is_empty());
     assert_eq!(server.sink.answers().len(), 1);
     server.stop().await;
 }

@@ -53,7 +53,10 @@ async fn storescu_pushes_a_series_that_is_stored_once() {
 
     let stored = server.instance_files();
     assert_eq!(stored.len(), SLICES, "instances in the spool");
-    assert!(server.tmp_files().is_empty(), "partial files left in tmp/");
+    assert!(
+        server.partial_files().is_empty(),
+        "partial files left in tmp/"
+    );
     let answers = server.sink.answers();
     assert_eq!(answers.len(), SLICES, "sink calls");
     assert!(answers.iter().all(|(_, r)| *r == Recorded::New));
@@ -119,6 +122,6 @@ async fn storescu_pushes_a_series_that_is_stored_once() {
         stored,
         "second push changed the spool"
     );
-    assert!(server.tmp_files().is_empty());
+    assert!(server.partial_files().is_empty());
     server.stop().await;
 }

@@ -143,9 +143,18 @@ impl Server {
         self.dir.path().join("spool")
     }
 
-    /// Files in `tmp/`.
+    /// Files in `tmp/`: partial instances, and the empty parts the spool creates ahead
+    /// of need.
     pub fn tmp_files(&self) -> Vec<PathBuf> {
         files_in(&self.spool().join("tmp"))
+    }
+
+    /// Files in `tmp/` holding bytes: partial instances (not the empty parts created
+    /// ahead of need).
+    pub fn partial_files(&self) -> Vec<PathBuf> {
+        let mut files = self.tmp_files();
+        files.retain(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
+        files
     }
 
     /// Files under `instances/` (all shards).
@@ -160,7 +169,11 @@ impl Server {
 
     /// Asserts the spool holds nothing, neither partial nor durable.
     pub fn assert_spool_empty(&self) {
-        assert_eq!(self.tmp_files(), Vec::<PathBuf>::new(), "tmp/ not empty");
+        assert_eq!(
+            self.partial_files(),
+            Vec::<PathBuf>::new(),
+            "partial files in tmp/"
+        );
         assert_eq!(
             self.instance_files(),
             Vec::<PathBuf>::new(),

@@ -332,9 +332,12 @@ impl Server {
         Metrics(body)
     }
 
-    /// The spool's partial files (`<data>/spool/tmp`).
+    /// The spool's partial files: those in `<data>/spool/tmp` holding bytes (not the
+    /// empty parts the spool creates ahead of need).
     pub fn spool_tmp_files(&self) -> Vec<PathBuf> {
-        files_in(&self.data_dir.join("spool/tmp"))
+        let mut files = files_in(&self.data_dir.join("spool/tmp"));
+        files.retain(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0));
+        files
     }
 
     /// The spool's durable instances, by SOP Instance UID
