@@ -28,6 +28,7 @@
 #   RUNS=5 benches/e2e/ingest_vs_storescp_orthanc.sh            # runs of each, interleaved
 #   STUDY=/tmp/s400 SPINEWATCH=/other/target/release/spinewatch benches/e2e/...
 #   RECEIVERS="spinewatch storescp" benches/e2e/...             # a subset (default: all three)
+#   TMPDIR=/mnt/other benches/e2e/...   # receivers' files on another file system (mktemp -d)
 #
 # Peak RSS of the receiver: VmHWM of the server process at the end of the transfer
 # (spinewatch: before the analysis starts; its peak including the analysis is reported
