@@ -838,6 +838,33 @@ pub fn durable_instances(root: &Path) -> Result<impl Iterator<Item = Result<Vec<
     }))
 }
 
+/// Removes durable instance files of the spool at `root` for good (blocking): each of
+/// `paths` that is there (one already gone is skipped), then one sync of the spool's
+/// file system, so that no removed file can come back after a power cut (startup
+/// recovery would take it for an instance never recorded). A path outside
+/// `root/instances/` is refused, and nothing is removed. How many files were removed.
+pub fn remove_instances(root: &Path, paths: &[PathBuf]) -> Result<usize> {
+    let instances = root.join(INSTANCES_DIR);
+    if let Some(outside) = paths.iter().find(|p| {
+        !p.starts_with(&instances) || p.components().any(|c| c == std::path::Component::ParentDir)
+    }) {
+        return Err(prepare(outside)(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            "not an instance file of this spool",
+        )));
+    }
+    let mut removed = 0;
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(prepare(path)(e)),
+        }
+    }
+    sync_tree(&instances).map_err(prepare(&instances))?;
+    Ok(removed)
+}
+
 /// Makes an instance file durable again: fdatasync of the file, fsync of its folder
 /// (blocking). For a file found in the spool at startup, whose rename a dead process
 /// may not have synced.
@@ -1521,6 +1548,34 @@ mod tests {
                 .flatten()
                 .count(),
             2
+        );
+    }
+
+    #[tokio::test]
+    async fn instances_are_removed_for_good_and_only_from_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 0).unwrap();
+        let [small, large] = two_committed(&spool).await;
+        let outside = dir.path().join("elsewhere.dcm");
+        std::fs::write(&outside, b"x").unwrap();
+        let sneaky = spool.instances_dir().join("00/../../elsewhere.dcm");
+        for bad in [&outside, &sneaky] {
+            assert!(remove_instances(dir.path(), &[small.clone(), bad.clone()]).is_err());
+            assert!(small.exists() && outside.exists(), "nothing removed");
+        }
+        let gone = spool.instances_dir().join("00/1.2.3.99.dcm");
+        assert_eq!(
+            remove_instances(dir.path(), &[small.clone(), gone, large.clone()]).unwrap(),
+            2
+        );
+        assert!(!small.exists() && !large.exists());
+        assert_eq!(
+            durable_instances(dir.path())
+                .unwrap()
+                .flatten()
+                .flatten()
+                .count(),
+            0
         );
     }
 

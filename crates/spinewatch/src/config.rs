@@ -189,7 +189,15 @@ pub struct StorageConfig {
     /// worklist (created, random, on first start); default `<data_dir>/patient-key.secret`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub patient_key_secret: Option<PathBuf>,
+    /// Days a study's instances stay in the spool after its outcome; then its files are
+    /// removed (the study, its case, key images and decisions stay). 0 keeps them for
+    /// ever. Default 30.
+    pub retention_days: u32,
 }
+
+/// Default of [`StorageConfig::retention_days`]: long enough for a nurse to review a case
+/// and for the PACS's resend of a corrected study; the PACS stays the archive.
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -198,11 +206,18 @@ impl Default for StorageConfig {
             spool_dir: None,
             database_path: None,
             patient_key_secret: None,
+            retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
 }
 
 impl StorageConfig {
+    /// How long a study's instances stay after its outcome; `None` for ever.
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        (self.retention_days > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400))
+    }
+
     /// The spool directory: `spool_dir`, else `<data_dir>/spool`.
     pub fn spool_dir(&self) -> PathBuf {
         self.spool_dir

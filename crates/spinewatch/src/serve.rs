@@ -20,9 +20,11 @@
 //!
 //! Every study goes through the journal's state machine, so a crash loses nothing: on
 //! start, studies left `complete` or `analysing` are analysed again (their analysis was
-//! never committed), and none that reached an outcome is analysed twice.
+//! never committed), and none that reached an outcome is analysed twice. `retention_days`
+//! after its outcome, a study's instance files leave the spool (`retention`).
 
 mod pipeline;
+mod retention;
 mod sink;
 mod telemetry;
 
@@ -214,6 +216,12 @@ async fn serve(
         let shutdown = shutdown.clone();
         tokio::spawn(async move { listener.run(sink, shutdown).await })
     };
+    let retention_task = tokio::spawn(retention::run(
+        store.clone(),
+        ingest.spool_dir.clone(),
+        config.storage.retention(),
+        shutdown.clone(),
+    ));
     ready.store(true, Ordering::SeqCst);
     // The one line a person (or a test) reads to find us; the ports are the bound ones.
     println!(
@@ -231,7 +239,8 @@ async fn serve(
     }
     ready.store(false, Ordering::SeqCst);
     shutdown.cancel();
-    let (dicom, http) = tokio::join!(dicom_task, http_task);
+    let (dicom, http, retention) = tokio::join!(dicom_task, http_task, retention_task);
+    retention.context("spool retention panicked")?;
     dicom.context("the DICOM listener panicked")??;
     http.context("the HTTP server panicked")??;
     Ok(())

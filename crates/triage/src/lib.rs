@@ -17,6 +17,8 @@
 //! - [`auth`]: users (roles `nurse`, `admin`), browser sessions and API tokens, stored
 //!   hashed; [`auth::authenticate`] finds who sent a request.
 //! - [`report`]: the FLS register of confirmed cases and the per-month counts.
+//! - [`retention`]: which studies' spool files are due for removal, and the journal's
+//!   two steps around it.
 //! - [`api`]: `router(store)`, the queue's JSON API (axum); every route needs a bearer
 //!   token or a session.
 //! - [`clock`]: where timestamps come from ([`ManualClock`] in tests).
@@ -66,6 +68,7 @@ pub mod findings;
 pub mod journal;
 pub mod queue;
 pub mod report;
+pub mod retention;
 pub mod store;
 
 pub use auth::{ApiToken, Credentials, Identity, Role, SessionLimits, User};
@@ -80,6 +83,7 @@ pub use queue::{
     DecisionRecord, Disposition, FlaggedVertebra,
 };
 pub use report::{MonthCounts, RegisterEntry};
+pub use retention::PruneTarget;
 pub use store::Store;
 
 /// Hex characters of a [`patient_key`] (64 bits: no collision expected within a site).

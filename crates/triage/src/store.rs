@@ -36,6 +36,7 @@ use crate::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_journal_and_queue.sql"),
     include_str!("migrations/0002_web_ui.sql"),
+    include_str!("migrations/0003_retention.sql"),
 ];
 
 /// The schema version this build writes.

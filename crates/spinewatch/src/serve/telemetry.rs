@@ -12,6 +12,7 @@
 //! | `spinewatch_backlog_studies` | gauge | |
 //! | `spinewatch_accepting` | gauge | 1 while instances are accepted, 0 over the backlog ceiling |
 //! | `spinewatch_execution_provider` | gauge | `provider`: 1 for the one running the model |
+//! | `spinewatch_spool_pruned_studies_total`, `_instances_total`, `_bytes_total` | counter | spool retention's removals |
 //! | `spinewatch_instances_received_total`, `spinewatch_bytes_received_total`, `spinewatch_associations_total{outcome}`, ... | | from the listener |
 
 use std::sync::Arc;
@@ -38,6 +39,12 @@ pub const BACKLOG: &str = "spinewatch_backlog_studies";
 pub const ACCEPTING: &str = "spinewatch_accepting";
 /// The execution provider running the model.
 pub const EXECUTION_PROVIDER: &str = "spinewatch_execution_provider";
+/// Studies whose instances spool retention removed.
+pub const PRUNED_STUDIES_TOTAL: &str = "spinewatch_spool_pruned_studies_total";
+/// Instance files spool retention removed.
+pub const PRUNED_INSTANCES_TOTAL: &str = "spinewatch_spool_pruned_instances_total";
+/// Bytes of the instance files spool retention removed.
+pub const PRUNED_BYTES_TOTAL: &str = "spinewatch_spool_pruned_bytes_total";
 
 /// Bucket bounds of [`STAGE_SECONDS`], s: a read of a few hundred slices takes about a
 /// second, a whole study a few.
@@ -76,6 +83,18 @@ pub fn install(provider: ExecutionProvider) -> anyhow::Result<Metrics> {
         STAGE_SECONDS,
         metrics::Unit::Seconds,
         "Time per pipeline stage"
+    );
+    metrics::describe_counter!(
+        PRUNED_STUDIES_TOTAL,
+        "Studies whose instances spool retention removed"
+    );
+    metrics::describe_counter!(
+        PRUNED_INSTANCES_TOTAL,
+        "Instance files spool retention removed"
+    );
+    metrics::describe_counter!(
+        PRUNED_BYTES_TOTAL,
+        "Bytes of the instance files spool retention removed"
     );
     metrics::describe_gauge!(STUDIES, "Studies by journal state");
     metrics::describe_gauge!(BACKLOG, "Studies received, complete or being analysed");
