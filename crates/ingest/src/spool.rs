@@ -1170,8 +1170,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Bytes available to unprivileged users on the file system holding `dir`.
-fn free_bytes(dir: &Path) -> Result<u64> {
+/// Bytes available to unprivileged users on the file system holding `dir` (blocking).
+pub fn free_bytes(dir: &Path) -> Result<u64> {
     let st = rustix::fs::statvfs(dir).map_err(|e| Error::DiskSpace {
         path: dir.to_owned(),
         source: e.into(),

@@ -178,7 +178,13 @@ async fn serve(
         model: model_facts,
         settings: web_settings,
     };
-    let app = router(web, metrics.clone(), ready.clone());
+    metrics::gauge!(telemetry::SPOOL_MIN_FREE_BYTES).set(ingest.min_free_disk_bytes as f64);
+    let app = router(
+        web,
+        metrics.clone(),
+        ready.clone(),
+        ingest.spool_dir.clone(),
+    );
     let http_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -279,6 +285,7 @@ fn router(
     web: spinewatch_web::WebState,
     metrics: telemetry::Metrics,
     ready: Arc<AtomicBool>,
+    spool_dir: PathBuf,
 ) -> Router {
     let probe = web.store.clone();
     let journal = web.store.clone();
@@ -286,13 +293,22 @@ fn router(
         .route(
             "/metrics",
             get(move || {
-                let (metrics, store) = (metrics.clone(), journal.clone());
+                let (metrics, store, spool_dir) =
+                    (metrics.clone(), journal.clone(), spool_dir.clone());
                 async move {
-                    // The journal's gauges as of this scrape; on a failure the last
-                    // values stand (and /readyz says the database is unreachable).
-                    let refreshed =
-                        tokio::task::spawn_blocking(move || pipeline::set_study_gauges(&store))
-                            .await;
+                    // The journal's gauges and the spool's free space as of this scrape;
+                    // on a failure the last values stand (and /readyz says the database
+                    // is unreachable).
+                    let refreshed = tokio::task::spawn_blocking(move || {
+                        match spinewatch_ingest::spool::free_bytes(&spool_dir) {
+                            Ok(free) => {
+                                metrics::gauge!(telemetry::SPOOL_FREE_BYTES).set(free as f64);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "spool free space not read"),
+                        }
+                        pipeline::set_study_gauges(&store)
+                    })
+                    .await;
                     if let Ok(Err(e)) = refreshed {
                         tracing::warn!(error = %format!("{e:#}"), "study gauges not refreshed");
                     }

@@ -20,7 +20,7 @@ use std::fs::File;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use serve_support::{
@@ -274,11 +274,17 @@ fn orthanc_pushes_a_fractured_study_that_is_analysed_and_queued() {
     assert!((1..=3).contains(&l1["grade"].as_u64().unwrap()), "{l1}");
     let p = l1["probability"].as_f64().unwrap();
     assert!(p > 0.0 && p <= 1.0, "{l1}");
-    let metrics = spinewatch.metrics();
-    assert_eq!(
-        metrics.get("spinewatch_studies_total{outcome=\"positive\"}"),
-        Some(1.0),
-        "{}",
-        metrics.0
+    // The outcome counter is incremented once the journal has committed the outcome, so
+    // a scrape may come between the case showing in the API and the count.
+    wait_until(
+        "the positive outcome is counted",
+        Instant::now() + Duration::from_secs(10),
+        || {
+            let metrics = spinewatch.metrics();
+            match metrics.get("spinewatch_studies_total{outcome=\"positive\"}") {
+                Some(1.0) => Ok(()),
+                _ => Err(metrics.0),
+            }
+        },
     );
 }

@@ -13,6 +13,7 @@
 //! | `spinewatch_accepting` | gauge | 1 while instances are accepted, 0 over the backlog ceiling |
 //! | `spinewatch_execution_provider` | gauge | `provider`: 1 for the one running the model |
 //! | `spinewatch_spool_pruned_studies_total`, `_instances_total`, `_bytes_total` | counter | spool retention's removals |
+//! | `spinewatch_spool_free_bytes`, `spinewatch_spool_min_free_bytes` | gauge | free space on the spool's disk (at each scrape) and the watermark under which instances are refused |
 //! | `spinewatch_instances_received_total`, `spinewatch_bytes_received_total`, `spinewatch_associations_total{outcome}`, ... | | from the listener |
 
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub const BACKLOG: &str = "spinewatch_backlog_studies";
 pub const ACCEPTING: &str = "spinewatch_accepting";
 /// The execution provider running the model.
 pub const EXECUTION_PROVIDER: &str = "spinewatch_execution_provider";
+/// Free bytes on the spool's file system, read at each scrape.
+pub const SPOOL_FREE_BYTES: &str = "spinewatch_spool_free_bytes";
+/// The disk watermark: under it, instances are refused (0xA700).
+pub const SPOOL_MIN_FREE_BYTES: &str = "spinewatch_spool_min_free_bytes";
 /// Studies whose instances spool retention removed.
 pub const PRUNED_STUDIES_TOTAL: &str = "spinewatch_spool_pruned_studies_total";
 /// Instance files spool retention removed.
@@ -95,6 +100,14 @@ pub fn install(provider: ExecutionProvider) -> anyhow::Result<Metrics> {
     metrics::describe_counter!(
         PRUNED_BYTES_TOTAL,
         "Bytes of the instance files spool retention removed"
+    );
+    metrics::describe_gauge!(
+        SPOOL_FREE_BYTES,
+        "Free bytes on the spool's file system, read at each scrape"
+    );
+    metrics::describe_gauge!(
+        SPOOL_MIN_FREE_BYTES,
+        "Disk watermark: under it instances are refused with 0xA700"
     );
     metrics::describe_gauge!(STUDIES, "Studies by journal state");
     metrics::describe_gauge!(BACKLOG, "Studies received, complete or being analysed");
