@@ -1457,6 +1457,11 @@ mod tests {
         assert_eq!(sealed_uid(&c.path).unwrap(), Some(uid), "sealed preamble");
     }
 
+    /// How many durable instances the spool at `root` holds.
+    fn durable_count(root: &Path) -> usize {
+        durable_instances(root).unwrap().flatten().flatten().count()
+    }
+
     /// Commits a small and a spilled instance; their final paths.
     async fn two_committed(spool: &Spool) -> [PathBuf; 2] {
         let mut paths = Vec::new();
@@ -1495,14 +1500,7 @@ mod tests {
             assert_eq!(&std::fs::read(path).unwrap(), original);
         }
         assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
-        assert_eq!(
-            durable_instances(dir.path())
-                .unwrap()
-                .flatten()
-                .flatten()
-                .count(),
-            2
-        );
+        assert_eq!(durable_count(dir.path()), 2);
         drop(spool);
     }
 
@@ -1541,14 +1539,7 @@ mod tests {
         Spool::open(dir.path(), 0).unwrap();
         assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
         assert_eq!(std::fs::read(&large).unwrap(), bytes);
-        assert_eq!(
-            durable_instances(dir.path())
-                .unwrap()
-                .flatten()
-                .flatten()
-                .count(),
-            2
-        );
+        assert_eq!(durable_count(dir.path()), 2);
     }
 
     #[tokio::test]
@@ -1569,14 +1560,7 @@ mod tests {
             2
         );
         assert!(!small.exists() && !large.exists());
-        assert_eq!(
-            durable_instances(dir.path())
-                .unwrap()
-                .flatten()
-                .flatten()
-                .count(),
-            0
-        );
+        assert_eq!(durable_count(dir.path()), 0);
     }
 
     #[tokio::test]

@@ -963,10 +963,11 @@ pub(crate) fn parse_state(study: &str, s: &str) -> Result<StudyState> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn instance(study: &str, n: u32) -> InstanceRecord {
+    /// Instance `n` of `study`, in one series (also for the other modules' tests).
+    pub(crate) fn instance(study: &str, n: u32) -> InstanceRecord {
         InstanceRecord {
             sop_instance_uid: format!("{study}.1.{n}"),
             study_instance_uid: study.to_owned(),

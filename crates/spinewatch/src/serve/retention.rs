@@ -141,24 +141,41 @@ mod tests {
     use spinewatch_triage::{InstanceRecord, ManualClock, Outcome};
     use time::OffsetDateTime;
 
-    /// A spooled instance of `study` (a file of `bytes` bytes) and its row.
-    fn spooled(spool: &Spool, store: &Store, study: &str, n: u32) -> PathBuf {
-        let uid = format!("{study}.{n}");
-        let path = spool.final_path(&Uid::new(&uid).unwrap());
-        std::fs::write(&path, vec![7_u8; 1000]).unwrap();
+    /// Records instance `uid` of `study`, its file at `path` (`bytes` long).
+    fn record(store: &Store, study: &str, uid: &str, path: &Path, bytes: u64) {
         store
             .record_instance(&InstanceRecord {
-                sop_instance_uid: uid,
+                sop_instance_uid: uid.into(),
                 study_instance_uid: study.into(),
                 series_instance_uid: format!("{study}.99"),
                 sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
                 transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
                 modality: Some("CT".into()),
                 patient_key: "0123456789abcdef".into(),
-                path: path.clone(),
-                bytes: 1000,
+                path: path.to_owned(),
+                bytes,
             })
             .unwrap();
+    }
+
+    /// Completes every quiet study, and gives those `which` names a negative outcome.
+    fn finish_negative(store: &Store, which: impl Fn(&str) -> bool) {
+        for s in store.complete_due(Duration::ZERO, Duration::ZERO).unwrap() {
+            if which(&s.study_instance_uid) {
+                store.claim(&s.study_instance_uid, s.generation).unwrap();
+                store
+                    .finish(&s.study_instance_uid, s.generation, Outcome::Negative)
+                    .unwrap();
+            }
+        }
+    }
+
+    /// A spooled instance of `study` (a file of 1000 bytes) and its row.
+    fn spooled(spool: &Spool, store: &Store, study: &str, n: u32) -> PathBuf {
+        let uid = format!("{study}.{n}");
+        let path = spool.final_path(&Uid::new(&uid).unwrap());
+        std::fs::write(&path, vec![7_u8; 1000]).unwrap();
+        record(store, study, &uid, &path, 1000);
         path
     }
 
@@ -175,14 +192,7 @@ mod tests {
             .map(|n| spooled(&spool, &store, "1.2.3", n))
             .collect();
         let pending = spooled(&spool, &store, "1.2.4", 1);
-        for s in store.complete_due(Duration::ZERO, Duration::ZERO).unwrap() {
-            if s.study_instance_uid == "1.2.3" {
-                store.claim(&s.study_instance_uid, s.generation).unwrap();
-                store
-                    .finish(&s.study_instance_uid, s.generation, Outcome::Negative)
-                    .unwrap();
-            }
-        }
+        finish_negative(&store, |s| s == "1.2.3");
         let retention = Duration::from_secs(30 * 86_400);
         // A day before the retention is over: nothing goes.
         clock.set(t0 + retention - Duration::from_secs(86_400));
@@ -241,25 +251,8 @@ mod tests {
         let elsewhere = dir.path().join("old-spool/instances/00/1.2.6.1.dcm");
         std::fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
         std::fs::write(&elsewhere, b"x").unwrap();
-        store
-            .record_instance(&InstanceRecord {
-                sop_instance_uid: "1.2.6.1".into(),
-                study_instance_uid: "1.2.6".into(),
-                series_instance_uid: "1.2.6.99".into(),
-                sop_class_uid: "1.2.840.10008.5.1.4.1.1.2".into(),
-                transfer_syntax_uid: "1.2.840.10008.1.2.1".into(),
-                modality: Some("CT".into()),
-                patient_key: "0123456789abcdef".into(),
-                path: elsewhere.clone(),
-                bytes: 1,
-            })
-            .unwrap();
-        for s in store.complete_due(Duration::ZERO, Duration::ZERO).unwrap() {
-            store.claim(&s.study_instance_uid, s.generation).unwrap();
-            store
-                .finish(&s.study_instance_uid, s.generation, Outcome::Negative)
-                .unwrap();
-        }
+        record(&store, "1.2.6", "1.2.6.1", &elsewhere, 1);
+        finish_negative(&store, |_| true);
         let done = prune(&store, &dir.path().join("spool"), Duration::ZERO).unwrap();
         assert_eq!((done.studies, done.failed), (1, 1));
         assert!(!kept.exists());
