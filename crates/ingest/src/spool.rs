@@ -1170,6 +1170,106 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// What a power cut does to the file system holding a spool: whether a rename there is
+/// atomic across it, which the spool's durability relies on (see the module
+/// documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSystemSafety {
+    /// Journaled or copy-on-write (ext4 with its journal, xfs, btrfs, zfs): as the spool
+    /// needs. The file system's name.
+    Safe(String),
+    /// ext2/3/4 without a journal: a power cut may leave names half updated, to be
+    /// repaired by `fsck` (lost+found). The block device's name.
+    WithoutJournal(String),
+    /// In memory (tmpfs, ramfs): a power cut loses everything.
+    Volatile(String),
+    /// Not known (another file system, or not Linux): what is known of it.
+    Unknown(String),
+}
+
+impl FileSystemSafety {
+    /// Whether the spool's durability holds there.
+    pub fn is_safe(&self) -> bool {
+        matches!(self, Self::Safe(_))
+    }
+}
+
+impl std::fmt::Display for FileSystemSafety {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Safe(fs) => write!(f, "{fs}: renames are atomic across a power cut"),
+            Self::WithoutJournal(dev) => write!(
+                f,
+                "ext4 without a journal on {dev}: a power cut may leave renames half done \
+                 (use a journaled file system)"
+            ),
+            Self::Volatile(fs) => write!(f, "{fs}: in memory, a power cut loses the spool"),
+            Self::Unknown(what) => write!(f, "{what}: not known to be journaled"),
+        }
+    }
+}
+
+/// The [`FileSystemSafety`] of the file system holding `dir` (blocking). On Linux from
+/// `statfs`, and for ext2/3/4 from `/proc/fs/jbd2`, which lists the journaled ones.
+pub fn file_system_safety(dir: &Path) -> std::io::Result<FileSystemSafety> {
+    #[cfg(target_os = "linux")]
+    {
+        // Magic numbers of statfs(2)'s f_type.
+        const EXT: i64 = 0xEF53;
+        const XFS: i64 = 0x5846_5342;
+        const BTRFS: i64 = 0x9123_683E;
+        const ZFS: i64 = 0x2FC1_2FC1;
+        const TMPFS: i64 = 0x0102_1994;
+        const RAMFS: i64 = 0x8584_58F6;
+        #[allow(clippy::useless_conversion)] // the field's type differs between targets
+        let kind = i64::from(rustix::fs::statfs(dir)?.f_type);
+        Ok(match kind {
+            XFS => FileSystemSafety::Safe("xfs".into()),
+            BTRFS => FileSystemSafety::Safe("btrfs".into()),
+            ZFS => FileSystemSafety::Safe("zfs".into()),
+            TMPFS => FileSystemSafety::Volatile("tmpfs".into()),
+            RAMFS => FileSystemSafety::Volatile("ramfs".into()),
+            EXT => {
+                let dev = rustix::fs::stat(dir)?.st_dev;
+                let sys = format!(
+                    "/sys/dev/block/{}:{}",
+                    rustix::fs::major(dev),
+                    rustix::fs::minor(dev)
+                );
+                let Some(name) = std::fs::read_link(&sys)
+                    .ok()
+                    .and_then(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()))
+                else {
+                    return Ok(FileSystemSafety::Unknown(format!(
+                        "ext2/3/4 ({sys} not found)"
+                    )));
+                };
+                let journaled = std::fs::read_dir("/proc/fs/jbd2")
+                    .map(|entries| {
+                        entries.flatten().any(|e| {
+                            e.file_name()
+                                .to_string_lossy()
+                                .strip_prefix(name.as_str())
+                                .is_some_and(|rest| rest.starts_with('-'))
+                        })
+                    })
+                    .unwrap_or(false);
+                if journaled {
+                    FileSystemSafety::Safe(format!("ext4 with a journal on {name}"))
+                } else {
+                    FileSystemSafety::WithoutJournal(name)
+                }
+            }
+            other => FileSystemSafety::Unknown(format!("file system type {other:#x}")),
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        Ok(FileSystemSafety::Unknown("not Linux".into()))
+    }
+}
+
 /// Bytes available to unprivileged users on the file system holding `dir` (blocking).
 pub fn free_bytes(dir: &Path) -> Result<u64> {
     let st = rustix::fs::statvfs(dir).map_err(|e| Error::DiskSpace {
@@ -1636,6 +1736,21 @@ mod tests {
         };
         assert!(!under.shows_room(at, 1000, min));
         assert!(!far.shows_room(at, 1000, u64::MAX));
+    }
+
+    #[test]
+    fn file_system_safety_is_read_for_the_spool_and_memory_is_volatile() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = file_system_safety(dir.path()).unwrap();
+        eprintln!("{here}");
+        assert!(!here.to_string().is_empty());
+        if Path::new("/dev/shm").is_dir() {
+            assert_eq!(
+                file_system_safety(Path::new("/dev/shm")).unwrap(),
+                FileSystemSafety::Volatile("tmpfs".into())
+            );
+        }
+        assert!(file_system_safety(&dir.path().join("missing")).is_err());
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //! Checks, in order: ONNX Runtime (found, version, library path and who named it), its
 //! execution providers, whether the configured provider is among them, and whether the data
 //! dir, spool dir and database directory are writable (each is created if missing, then a
-//! probe file is written and removed). The exit status is non-zero when anything spinewatch
+//! probe file is written and removed), and whether the spool's file system keeps renames
+//! atomic across a power cut (a warning when it does not: ext4 without a journal, tmpfs). The exit status is non-zero when anything spinewatch
 //! needs is missing, after the report is printed (lines, or one JSON object with `--json`).
 //!
 //! A config file that cannot be read or parsed is an error before any check runs.
@@ -15,6 +16,8 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 use spinewatch_infer::runtime::{DylibRequest, DylibSource, Runtime};
+
+use spinewatch_ingest::spool;
 
 use crate::Cli;
 use crate::config::{Config, Overrides};
@@ -69,8 +72,17 @@ struct Report {
     onnxruntime: OrtReport,
     execution_provider: ProviderReport,
     paths: PathsReport,
+    spool_file_system: FileSystemReport,
     /// One line per failed check, naming the check and the fix.
     problems: Vec<String>,
+}
+
+/// Whether the spool's file system keeps a rename atomic across a power cut (journaled):
+/// a warning otherwise, not a failure (spinewatch runs, with a weaker guarantee).
+#[derive(Debug, Serialize)]
+struct FileSystemReport {
+    safe: bool,
+    detail: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -114,6 +126,8 @@ struct PathReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Ok,
+    /// Works, with a weaker guarantee: reported, not a failure.
+    Warning,
     Failed,
     Skipped,
 }
@@ -122,6 +136,7 @@ impl Status {
     fn label(self) -> &'static str {
         match self {
             Status::Ok => "ok",
+            Status::Warning => "WARNING",
             Status::Failed => "FAILED",
             Status::Skipped => "skipped",
         }
@@ -163,6 +178,16 @@ impl Report {
             ),
             database: PathReport::from_check(&database_path, check_database(&database_path)),
         };
+        let spool_file_system = match spool::file_system_safety(&storage.spool_dir()) {
+            Ok(safety) => FileSystemReport {
+                safe: safety.is_safe(),
+                detail: safety.to_string(),
+            },
+            Err(e) => FileSystemReport {
+                safe: false,
+                detail: format!("could not be read: {e}"),
+            },
+        };
 
         let mut report = Report {
             ok: true,
@@ -170,6 +195,7 @@ impl Report {
             onnxruntime,
             execution_provider,
             paths,
+            spool_file_system,
             problems: Vec::new(),
         };
         report.problems = report
@@ -264,6 +290,12 @@ impl Report {
                 },
             });
         }
+        let fs = &self.spool_file_system;
+        lines.push(Line {
+            check: "spool file system",
+            status: if fs.safe { Status::Ok } else { Status::Warning },
+            detail: fs.detail.clone(),
+        });
         lines
     }
 

@@ -211,6 +211,14 @@ async fn serve(
         shutdown.clone(),
     )?;
 
+    match spinewatch_ingest::spool::file_system_safety(&ingest.spool_dir) {
+        Ok(safety) if !safety.is_safe() => tracing::warn!(
+            spool = %ingest.spool_dir.display(),
+            "The spool's file system is not journaled: {safety}."
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "The spool's file system could not be checked."),
+    }
     let listener = Listener::bind(ingest.clone())
         .await
         .with_context(|| format!("could not listen for DICOM on {}", ingest.bind))?;
