@@ -341,6 +341,8 @@ impl Spool {
         meta.write(&mut buf)
             .map_err(|e| Error::BuildMeta(Box::new(e)))?;
         let len = buf.len() as u64;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&buf[PREAMBLE_BYTES..]);
         let SparePart { path, disk } = spare;
         Ok(PartFile {
             path,
@@ -349,7 +351,7 @@ impl Spool {
             len,
             data_offset: len,
             written_bytes: self.written_bytes.clone(),
-            crc: crc32fast::Hasher::new(),
+            crc,
             buffers: self.buffers.clone(),
         })
     }
@@ -495,7 +497,7 @@ pub struct PartFile {
     data_offset: u64,
     /// The spool's count of bytes written, for [`Spool::has_room`].
     written_bytes: Arc<AtomicU64>,
-    /// CRC-32 of the bytes written out so far, the preamble excepted (for the seal).
+    /// CRC-32 of the bytes received so far, the preamble excepted (for the seal).
     crc: crc32fast::Hasher,
     /// Where the buffer goes once the part is committed.
     buffers: Buffers,
@@ -634,6 +636,9 @@ impl PartFile {
         }
         self.buf.extend_from_slice(bytes);
         self.len += bytes.len() as u64;
+        // As the bytes arrive, not in `finish`, where the PACS waits (a few microseconds
+        // per PDU).
+        self.crc.update(bytes);
         if self.buf.len() < PART_BUFFER_BYTES {
             return Ok(());
         }
@@ -642,23 +647,15 @@ impl PartFile {
         // the part cannot go on with a hole in it.
         let disk = std::mem::replace(&mut self.disk, Disk::Lost);
         let buf = std::mem::take(&mut self.buf);
-        let mut crc = std::mem::take(&mut self.crc);
-        // The first write-out starts with the preamble, which the seal's CRC leaves out.
-        let skip = if self.len == buf.len() as u64 {
-            PREAMBLE_BYTES
-        } else {
-            0
-        };
         let path = self.path.clone();
-        let (open, mut buf, crc) = tokio::task::spawn_blocking(move || {
+        let (open, mut buf) = tokio::task::spawn_blocking(move || {
             let mut open = match disk {
                 Disk::NotCreated => OpenPart::create(&path)?,
                 Disk::Open(open) => open,
                 Disk::Creating(_) | Disk::Lost => return Err(lost(&path)),
             };
             open.append(&buf)?;
-            crc.update(&buf[skip..]);
-            Ok((open, buf, crc))
+            Ok((open, buf))
         })
         .await
         .map_err(Error::Join)??;
@@ -666,7 +663,6 @@ impl PartFile {
             .fetch_add(buf.len() as u64, Ordering::Relaxed);
         buf.clear();
         self.buf = buf;
-        self.crc = crc;
         self.disk = Disk::Open(open);
         Ok(())
     }
@@ -699,7 +695,7 @@ impl PartFile {
             len,
             data_offset,
             written_bytes,
-            mut crc,
+            crc,
             buffers,
         } = self;
         let mut step = Instant::now();
@@ -716,7 +712,6 @@ impl PartFile {
         let in_memory = buf.len() as u64 == len;
         if !in_memory {
             open.append(&buf).map_err(spool_error)?;
-            crc.update(&buf);
             written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
             took(StoreStep::Write);
         }
@@ -755,16 +750,16 @@ impl PartFile {
         }
         // Sealed only once verified: a sealed part is one to keep (see `sealed_uid`).
         let write_error = |e| FinishError::Spool(write_error(&from)(e));
+        let seal = seal(len, crc.finalize());
         if in_memory {
-            let crc = crc32fast::hash(&buf[PREAMBLE_BYTES..]);
-            buf[..PREAMBLE_BYTES].copy_from_slice(&seal(len, crc));
+            buf[..PREAMBLE_BYTES].copy_from_slice(&seal);
             open.append(&buf).map_err(spool_error)?;
             written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
             took(StoreStep::Write);
         } else {
             open.file
                 .seek(SeekFrom::Start(0))
-                .and_then(|_| open.file.write_all(&seal(len, crc.finalize())))
+                .and_then(|_| open.file.write_all(&seal))
                 .map_err(write_error)?;
         }
         buffers.give_back(buf);
