@@ -8,11 +8,17 @@ Processes, not threads: pynetdicom associations driven from several threads of o
 process now and then miss a C-STORE response and wait for the DIMSE timeout
 (pydicom/pynetdicom#850).
 
-Usage: push_studies.py HOST PORT [--called AE] [--calling AE] [--dimse-timeout S] DIR...
+Usage: push_studies.py HOST PORT [--called AE] [--calling AE] [--dimse-timeout S]
+                       [--retry-unanswered] DIR...
 
 --dimse-timeout bounds the wait for each C-STORE response (default 30 s). When the SCP
 dies, pynetdicom sometimes notices only when that wait ends: a test that kills the SCP
 sets it short.
+
+--retry-unanswered: once per study, when an instance gets no response (pynetdicom missed
+it, or the SCP did not answer), associate again and send the rest, that instance
+included, as a PACS retries. A {"study": i, "retry": FILE} line says so, and the
+instances sent after it carry "retried": true.
 
 Each DIR is one study: every *.dcm file below it is sent (other files, such as
 ground_truth.json, are not).
@@ -21,6 +27,7 @@ Lines, each with "study": the DIR's index on the command line:
   {"study": i, "association": "accepted"|"rejected"|"aborted"|"failed"}  first
   {"study": i, "file": ..., "sop_instance_uid": ..., "status": int or null,
    "error": str or null}                                                 per instance
+  {"study": i, "retry": FILE}            with --retry-unanswered, before a new association
   {"study": i, "done": true, "released": bool}                           last
 Exit status 0 when every instance was answered 0x0000, 2 otherwise.
 """
@@ -56,9 +63,8 @@ def push(index, root, args, lock):
     sys.exit(0 if push_study(index, root, args) else 2)
 
 
-def push_study(index, root, args):
-    files = study_files(root)
-    headers = [dcmread(f, stop_before_pixels=True) for f in files]
+def associate(index, args, headers):
+    """An association for a study's instances, or None; reports how it went."""
     ae = AE(ae_title=args.calling)
     ae.acse_timeout = 10
     ae.dimse_timeout = args.dimse_timeout
@@ -66,7 +72,6 @@ def push_study(index, root, args):
     contexts = {(str(h.SOPClassUID), str(h.file_meta.TransferSyntaxUID)) for h in headers}
     for sop_class, ts in sorted(contexts):
         ae.add_requested_context(sop_class, ts)
-
     assoc = ae.associate(args.host, args.port, ae_title=args.called)
     if assoc.is_established:
         state = "accepted"
@@ -77,12 +82,23 @@ def push_study(index, root, args):
     else:
         state = "failed"
     emit({"study": index, "association": state})
-    if not assoc.is_established:
+    return assoc if assoc.is_established else None
+
+
+def push_study(index, root, args):
+    files = study_files(root)
+    headers = [dcmread(f, stop_before_pixels=True) for f in files]
+    assoc = associate(index, args, headers)
+    if assoc is None:
         emit({"study": index, "done": True, "released": False})
         return False
 
     all_success = True
-    for f, h in zip(files, headers):
+    retries_left = 1 if args.retry_unanswered else 0
+    i = 0
+    retried = False
+    while i < len(files):
+        f, h = files[i], headers[i]
         out = {
             "study": index,
             "file": f,
@@ -98,8 +114,23 @@ def push_study(index, root, args):
                 out["error"] = "no response"
         except Exception as e:  # report, do not hide: the test asserts on it
             out["error"] = f"{type(e).__name__}: {e}"
+        if out["error"] == "no response" and retries_left > 0:
+            # pynetdicom now and then misses a response that came (the SCP's log shows
+            # it answered), then aborts: a PACS sends the rest again on a new
+            # association, this instance included.
+            retries_left -= 1
+            retried = True
+            emit({"study": index, "retry": f})
+            assoc = associate(index, args, headers)
+            if assoc is None:
+                emit({"study": index, "done": True, "released": False})
+                return False
+            continue
+        if retried:
+            out["retried"] = True
         all_success = all_success and out["status"] == 0
         emit(out)
+        i += 1
     released = assoc.is_established
     if released:
         assoc.release()
@@ -114,6 +145,7 @@ def main():
     p.add_argument("--called", default="SPINEWATCH")
     p.add_argument("--calling", default="PYNETDICOM")
     p.add_argument("--dimse-timeout", type=float, default=30)
+    p.add_argument("--retry-unanswered", action="store_true")
     p.add_argument("dirs", nargs="+")
     args = p.parse_args()
 
