@@ -701,17 +701,16 @@ impl PartFile {
         let mut step = Instant::now();
         let mut took =
             |s| metrics::store_step(s, std::mem::replace(&mut step, Instant::now()).elapsed());
-        let spool_error = |e| FinishError::Spool(e);
         let mut open = match disk {
-            Disk::NotCreated => OpenPart::create(&path).map_err(spool_error)?,
+            Disk::NotCreated => OpenPart::create(&path).map_err(FinishError::Spool)?,
             Disk::Open(open) => open,
-            Disk::Creating(_) | Disk::Lost => return Err(spool_error(lost(&path))),
+            Disk::Creating(_) | Disk::Lost => return Err(FinishError::Spool(lost(&path))),
         };
         // The buffer holds the whole file unless some was written out before; then the
         // rest joins it first, so that `verify` reads the whole file.
         let in_memory = buf.len() as u64 == len;
         if !in_memory {
-            open.append(&buf).map_err(spool_error)?;
+            open.append(&buf).map_err(FinishError::Spool)?;
             written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
             took(StoreStep::Write);
         }
@@ -753,7 +752,7 @@ impl PartFile {
         let seal = seal(len, crc.finalize());
         if in_memory {
             buf[..PREAMBLE_BYTES].copy_from_slice(&seal);
-            open.append(&buf).map_err(spool_error)?;
+            open.append(&buf).map_err(FinishError::Spool)?;
             written_bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
             took(StoreStep::Write);
         } else {

@@ -46,10 +46,12 @@ pub struct Pruned {
 pub fn prune(store: &Store, spool_dir: &Path, retention: Duration) -> anyhow::Result<Pruned> {
     let before = store.now() - retention;
     let mut done = Pruned::default();
-    let mut failed: Vec<String> = Vec::new();
+    // Studies not to list again in this pass: failed, or no longer due. A failed one
+    // keeps its mark and so comes first in every listing; the limit makes room for it.
+    let mut skip: Vec<String> = Vec::new();
     loop {
-        let due = store.prune_due(before, BATCH + failed.len())?;
-        let due: Vec<String> = due.into_iter().filter(|s| !failed.contains(s)).collect();
+        let due = store.prune_due(before, BATCH + skip.len())?;
+        let due: Vec<String> = due.into_iter().filter(|s| !skip.contains(s)).collect();
         if due.is_empty() {
             break;
         }
@@ -61,13 +63,13 @@ pub fn prune(store: &Store, spool_dir: &Path, retention: Duration) -> anyhow::Re
                     done.files += files;
                     done.bytes += bytes;
                 }
-                Ok(None) => failed.push(study),
+                Ok(None) => skip.push(study),
                 Err(e) => {
                     // The study UID is not logged above DEBUG (house rule for UIDs).
                     tracing::warn!(error = %format!("{e:#}"), "A study's instances could not be removed from the spool.");
                     tracing::debug!(study = %study, "Study not pruned.");
                     done.failed += 1;
-                    failed.push(study);
+                    skip.push(study);
                 }
             }
         }
